@@ -26,7 +26,9 @@ the device takes input; what the device says while the command's standard
 input is full (it does not read it) is not kept for it (counted).  The
 device going (down, closed on demand) or the line let go kill it too.
 
-Its end (its exit, its pipes closed) is told to the people on the line and
+It ends when its shell does, as conserver's: what the shell left running
+holding its output (C{cmd &}) is ended L{LEFT_WAIT} s later (see
+L{InitRun._leftRunning}).  Its end is told to the people on the line and
 the console log (C{[serialgw: init-command done (exit 0, 1.2 s)]}); a
 failure (an exit status not 0, a signal, a kill, a command that cannot
 start) is logged as a warning naming the line, with what it said on its
@@ -69,6 +71,9 @@ STDERR_KEPT = 512
 STDERR_MOST = 1048576
 # After SIGTERM, how long it has before SIGKILL.
 KILL_WAIT = 2.0
+# Its shell gone, how long its output may stay open (closed at the shell's exit: read within a turn or two) before
+# what holds it (a process the shell started with &) is taken for one left running, and ended.
+LEFT_WAIT = 0.5
 # Starts at most within SPIN_WINDOW seconds; one due past that waits (conserver's initspinmax, initspintimer).
 SPIN_MOST = 5
 SPIN_WINDOW = 10.0
@@ -106,6 +111,8 @@ class InitRun(ProcessProtocol):
         self._stdinFull = False
         self._timer: Optional[IDelayedCall] = None
         self._killTimer: Optional[IDelayedCall] = None
+        # Its shell gone and its output still open: when what holds it is taken for one left running (LEFT_WAIT).
+        self._leftTimer: Optional[IDelayedCall] = None
         # Its transport (an IProcessTransport, with the producer's methods too), once spawned.
         self.process: Any = None
         # What the keeper said of the shell's end (initsession.STATUS), and how: ("exit", 0), ("signal", 9).
@@ -145,9 +152,11 @@ class InitRun(ProcessProtocol):
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         if childFD == STATUS:
             self._statusSaid = (self._statusSaid + data)[:32]
-            if self._statusSaid.endswith(b"\n"):
+            if self._statusSaid.endswith(b"\n") and self.shellEnd is None:
                 self.shellEnd = shellEnded(self._statusSaid)
                 self._release()
+                if self._outputsOpen and self.outcome is None:
+                    self._leftTimer = self.reactor.callLater(LEFT_WAIT, self._leftRunning)
             return
         if childFD == 2:
             kept = data[:max(0, STDERR_KEPT - len(self.stderr))]
@@ -175,6 +184,33 @@ class InitRun(ProcessProtocol):
             self._outputsOpen.discard(childFD)
             self._release()
 
+    def _leftRunning(self) -> None:
+        """
+        The shell ended L{LEFT_WAIT} s ago and its output is still open: a
+        process it started holds it (C{cmd &}).  The run is over, as
+        conserver's ends at its shell's end (people's typing waited until
+        init-timeout, then it was killed), how the shell ended its outcome;
+        what it left holding the console's pipes (it could still write to
+        the device, or read it) is ended: SIGTERM, then SIGKILL once its
+        output is closed (or after L{KILL_WAIT} s).  One that let go of them
+        (C{cmd >/dev/null 2>&1 &}) stays, as after any run that ends well.
+        """
+        self._leftTimer = None
+        if self.outcome is not None or self.ended.called:
+            return
+        outcome, failed = self._shellOutcome(self.shellEnd)
+        self._over(f"{outcome}; what it left running holding its output was ended", failed)
+        self.kill("its shell ended, what it left running held its output")
+
+    def _shellOutcome(self, how: Optional[tuple[str, Optional[int]]]) -> tuple[str, bool]:
+        """How its shell ended (C{how}: as L{shellEnd}), for people, and whether that is a failure."""
+        took = seconds(self.reactor.seconds() - self.began)
+        if how == ("exit", 0):
+            return f"done (exit 0, {took})", False
+        if how is not None and how[0] == "signal":
+            return f"failed: ended by signal {how[1]} ({took})", True
+        return f"failed: exit status {how[1] if how is not None else None} ({took})", True
+
     def _release(self) -> None:
         """
         The shell has ended and its output is closed: the keeper is let go,
@@ -185,26 +221,23 @@ class InitRun(ProcessProtocol):
         if self.shellEnd is None or self._outputsOpen or self._released:
             return
         self._released = True
+        if self._leftTimer is not None and self._leftTimer.active():
+            self._leftTimer.cancel()
+        self._leftTimer = None
         self._ask(KILL if self._killTimer is not None and self._killTimer.active() else RELEASE)
 
     def processEnded(self, reason: Failure) -> None:
-        for call in (self._timer, self._killTimer):
+        for call in (self._timer, self._killTimer, self._leftTimer):
             if call is not None and call.active():
                 call.cancel()
-        self._timer = self._killTimer = None
+        self._timer = self._killTimer = self._leftTimer = None
         if self.outcome is None:
-            took = seconds(self.reactor.seconds() - self.began)
             # (The shell's end as its keeper saw it; without it, the keeper's own: one that could not start.)
             ended: Any = reason.value
             how = self.shellEnd or (("exit", 0) if reason.check(ProcessDone) else
                                     ("signal", ended.signal) if getattr(ended, "signal", None) else
                                     ("exit", getattr(ended, "exitCode", None)))
-            if how == ("exit", 0):
-                self._over(f"done (exit 0, {took})", False)
-            elif how[0] == "signal":
-                self._over(f"failed: ended by signal {how[1]} ({took})", True)
-            else:
-                self._over(f"failed: exit status {how[1]} ({took})", True)
+            self._over(*self._shellOutcome(how))
         self.ended.callback(None)
 
     # Its standard input's producer: paused while its pipe is full
@@ -241,9 +274,10 @@ class InitRun(ProcessProtocol):
         Over now (C{why}, for people): SIGTERM, its pipes closed, SIGKILL
         after L{KILL_WAIT} s, or once its shell is gone if that is sooner.
         """
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        for call in (self._timer, self._leftTimer):
+            if call is not None and call.active():
+                call.cancel()
+        self._timer = self._leftTimer = None
         if self.outcome is None:
             self._over(f"killed: {why}", True)
         if self._killTimer is not None or self.ended.called:

@@ -22,7 +22,7 @@ from zope.interface import implementer
 from serialgw.app.lines import makeLine, retuneLine
 from serialgw.app.status import lineStatus, stamp
 from serialgw.config.specs import DeviceSpec, LineConfig
-from serialgw.line.initcommand import SHELL
+from serialgw.line.initcommand import LEFT_WAIT, SHELL
 from tests.fakes import LogEvents, RecordingDevice
 
 
@@ -246,3 +246,39 @@ class InitReloadTests(SynchronousTestCase):
         status = lineStatus(line)["init_command"]
         self.assertEqual((status["running"], status["pid"], status["state"]), (False, None, "ended"))
         self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_leftHoldingItsOutput(self) -> None:
+        """
+        The shell ends while a process it started (cmd &) holds its output:
+        the run ends LEFT_WAIT s later, as conserver's ends at its shell's
+        end (before: people's typing waited until init-timeout, then it was
+        killed), the outcome the shell's, and what it left there is ended
+        (T, then K once its output is closed); a shell whose output closes
+        within LEFT_WAIT ends as ever (X).
+        """
+        reactor = Processes()
+        config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="sleep 1000 & echo x")
+        line = makeLine(config, RecordingDevice(config.settings), reactor)
+        reactor.advance(0)
+        run, keeper = reactor.runs[0], reactor.transports[0]
+        run.childDataReceived(4, b"0\n")
+        reactor.advance(LEFT_WAIT - 0.01)
+        self.assertEqual((run.outcome, line.writable, keeper.asked), (None, False, []))
+        reactor.advance(0.01)
+        self.assertEqual((run.outcome, line.writable, keeper.asked),
+                         (f"done (exit 0, {LEFT_WAIT:.1f} s); what it left running holding its output was ended",
+                          True, [(3, b"T")]))
+        run.childConnectionLost(1)
+        run.childConnectionLost(2)
+        self.assertEqual(keeper.asked, [(3, b"T"), (3, b"K")])
+        run.processEnded(Failure(ProcessDone(0)))
+        self.assertEqual(reactor.getDelayedCalls(), [])
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        line.deviceUp()
+        run, keeper = reactor.runs[1], reactor.transports[1]
+        run.childDataReceived(4, b"0\n")
+        run.childConnectionLost(1)
+        run.childConnectionLost(2)
+        self.assertEqual(keeper.asked, [(3, b"X")])
+        run.processEnded(Failure(ProcessDone(0)))
+        self.assertEqual((run.outcome, reactor.getDelayedCalls()), ("done (exit 0, 0.0 s)", []))

@@ -18,7 +18,16 @@ from twisted.trial.unittest import TestCase
 
 from serialgw.app.status import lineStatus
 from serialgw.line.hub import Line
-from serialgw.line.initcommand import KILL_WAIT, SPIN_MOST, SPIN_WINDOW, STDERR_KEPT, STDERR_MOST, WRITE_MOST, InitRun
+from serialgw.line.initcommand import (
+    KILL_WAIT,
+    LEFT_WAIT,
+    SPIN_MOST,
+    SPIN_WINDOW,
+    STDERR_KEPT,
+    STDERR_MOST,
+    WRITE_MOST,
+    InitRun,
+)
 from tests.fakes import LogEvents
 from tests.realio import (
     Collector,
@@ -331,7 +340,8 @@ class InitCommandPtyTests(TestCase):
     async def test_gatewaySignalsNoGroupItself(self) -> None:
         """
         The shell ends at once, a process it started holds its output: the
-        run goes on (its output open) and is killed at init-timeout.  The
+        run ends LEFT_WAIT s after the shell (before: it went on until
+        init-timeout, people's typing held), and what it left is ended.  The
         gateway calls no killpg (its keeper, alive and in the group, signals
         it): before, it sent killpg(the shell's pid) after the shell's reap,
         a pid another process could have been given meanwhile.
@@ -350,12 +360,14 @@ class InitCommandPtyTests(TestCase):
         shell, started = (int(word) for word in run.stderr.split())
         self.addCleanup(_killLeft, started)
         await until(self, lambda: _gone(shell), "the shell gone")
-        self.assertEqual((run.outcome, _gone(started)), (None, False))
-        clock.advance(5)
+        self.assertEqual((run.outcome, _gone(started), line.writable), (None, False, False))
+        await until(self, lambda: run.shellEnd is not None, "the shell's end told")
+        clock.advance(LEFT_WAIT)
+        self.assertEqual((run.outcome, line.writable),
+                         ("done (exit 0, 0.5 s); what it left running holding its output was ended", True))
         await run.ended
         await until(self, lambda: _gone(started), f"process {started} gone")
-        self.assertEqual((run.outcome, signalled, clock.getDelayedCalls()),
-                         ("killed: still running after 5 s (init-timeout)", [], []))
+        self.assertEqual((signalled, clock.getDelayedCalls()), ([], []))
 
     async def test_gatewayKilledEndsItsSession(self) -> None:
         """
