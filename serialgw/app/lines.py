@@ -295,7 +295,8 @@ def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:
     line.linger = config.onDemandLinger
     line.setOnDemand(config.opensOnDemand)
     line.setIdleString(config.idleTimeout, config.idleString)
-    line.setInitCommand(config.initCommand, config.initTimeout, clock if IReactorProcess.providedBy(clock) else None)
+    line.setInitCommand(config.initCommand, config.initTimeout, clock if IReactorProcess.providedBy(clock) else None,
+                        config.initSpinMost, config.initSpinWindow)
     if line.up:
         line.initSoon()  # (opened already: run once its logs are attached)
     warnUnusualBaud(config)
@@ -368,7 +369,14 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
         log.info("line {line}: init-command {command} (reload){when}", line=new.name,
                  command=repr(new.initCommand[:200]) if new.initCommand else "none",
                  when=": run the next time the device comes up" if new.initCommand else "")
-        line.setInitCommand(new.initCommand, new.initTimeout, line.initReactor)
+    spin = (new.initSpinMost, new.initSpinWindow)
+    if spin != (old.initSpinMost, old.initSpinWindow):
+        # (The starts counted so far are kept: the next start is checked against the new bound.)
+        log.info("line {line}: init-command starts at most {most} runs within {window} (reload)", line=new.name,
+                 most=new.initSpinMost, window=f"{new.initSpinWindow:g} s")
+    if (new.initCommand, new.initTimeout, *spin) != (old.initCommand, old.initTimeout, old.initSpinMost,
+                                                     old.initSpinWindow):
+        line.setInitCommand(new.initCommand, new.initTimeout, line.initReactor, *spin)
 
 
 def linesStatus(lines: list[Line]) -> str:

@@ -115,10 +115,12 @@ _KEYS = {
                 "connection, closed after the last)",
     "initcmd": "conserver's initcmd is init-command here (run by /bin/sh -ec each time the device comes up, its "
                "standard input and output the device's; init-timeout bounds it, 60 s unless given)",
-    "initspinmax": "conserver's initspinmax has no key here: init-command starts at most 5 runs within 10 s (a run "
-                   "due past that waits until the oldest start is 10 s old)",
-    "initspintimer": "conserver's initspintimer has no key here: init-command starts at most 5 runs within 10 s (a "
-                     "run due past that waits until the oldest start is 10 s old)",
+    "initspinmax": "conserver's initspinmax is init-spin-max here: init-command starts at most that many runs (5 "
+                   "unless given) within init-spin-window s (10 unless given); a run due past that waits until the "
+                   "oldest start is that old",
+    "initspintimer": "conserver's initspintimer is init-spin-window here (seconds, 10 unless given): init-command "
+                     "starts at most init-spin-max runs (5 unless given) within it; a run due past that waits until "
+                     "the oldest start is that old",
     "initsubst": "conserver's initsubst has no counterpart: init-command's environment has SERIALGW_LINE and "
                  "SERIALGW_DEVICE",
     "exec": "conserver's exec has no counterpart: run the program behind socat on a unix socket and make "

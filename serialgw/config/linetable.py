@@ -55,10 +55,13 @@ LINE_KEYS = {
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
     "lock", "lock-dir", "shard", "on-demand", "kick-old-user", "banner",
     "on-demand-linger", "idle-timeout", "idle-string", "init-command", "init-timeout", "enable",
+    "init-spin-max", "init-spin-window",
 }
 
 # An init-command's length at most, characters (a longer one goes in a script).
 INIT_COMMAND_MOST = 4096
+# init-spin-max at most: runs started within init-spin-window.
+INIT_SPIN_MOST = 1000
 
 # Line and user names: ASCII only, the whole name (re.match with "$" would take a trailing
 # newline: [lines."a\n"] reached logs and SSH user names).
@@ -205,7 +208,9 @@ def _orphans(path: str, text: str, where: str, table: dict[str, Any], config: Li
     """
     for key, needs, given in (("on-demand-linger", "on-demand = true", config.onDemand),
                               ("idle-string", "idle-timeout", config.idleTimeout > 0),
-                              ("init-timeout", "init-command", bool(config.initCommand))):
+                              ("init-timeout", "init-command", bool(config.initCommand)),
+                              ("init-spin-max", "init-command", bool(config.initCommand)),
+                              ("init-spin-window", "init-command", bool(config.initCommand))):
         if key in table and not given:
             raise ConfigError(f"{_where(path, text, where, key)}: [{where}] {key}: needs {needs} on this line (or in "
                               f"[defaults]): without it, {key} does nothing")
@@ -243,6 +248,20 @@ def _initTimeout(given: Any) -> float:
     if value is None:
         raise _KeyError("init-timeout", initTimeoutRefusal(_shown(given)))
     return value
+
+
+def _initSpin(table: dict[str, Any]) -> tuple[int, float]:
+    """init-spin-max (runs: 1 to INIT_SPIN_MOST) and init-spin-window (seconds: 1 to a day), 5 and 10 left out."""
+    most = table.get("init-spin-max", 5)
+    if isinstance(most, bool) or not isinstance(most, int) or not 1 <= most <= INIT_SPIN_MOST:
+        raise _KeyError("init-spin-max", f"expected runs, 1 to {INIT_SPIN_MOST} (at most that many init-command starts "
+                                         f"within init-spin-window), not {_shown(most)}")
+    window = initTimeoutSeconds(table.get("init-spin-window", 10))
+    if window is None:
+        raise _KeyError("init-spin-window", f"expected seconds, 1 to {MOST_SECONDS} (a day), as 10, \"90s\", \"5m\" or "
+                                            "\"1h\" (the starts are always bounded: 10 when left out), not "
+                                            f"{_shown(table['init-spin-window'])}")
+    return most, window
 
 
 _KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string (in quotes)"}
@@ -381,6 +400,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     if refusal is not None:
         raise _KeyError("init-command", refusal)
     initTimeout = _initTimeout(table.get("init-timeout", 60))
+    initSpinMost, initSpinWindow = _initSpin(table)
     if "idle-string" in table and not strings["idle-string"]:
         raise _KeyError("idle-string", "empty: nothing to send; leave idle-timeout out (or 0) for no idle-string")
 
@@ -426,6 +446,8 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         idleString=strings["idle-string"] if "idle-string" in table else (b"\n",),
         initCommand=initCommand,
         initTimeout=initTimeout,
+        initSpinMost=initSpinMost,
+        initSpinWindow=initSpinWindow,
         kickOldUser=kickOld,
         banner=parsed("banner", parseBanner, value("banner", str)) if "banner" in table else None,
     )

@@ -469,6 +469,10 @@ class LineConfig:
     # and output the device's ("": none), killed after initTimeout seconds (serialgw.line.initcommand).
     initCommand: str = ""
     initTimeout: float = 60.0
+    # conserver's initspinmax and initspintimer: at most initSpinMost runs start within initSpinWindow seconds; one
+    # due past that waits (serialgw.line.initcommand's SPIN_MOST and SPIN_WINDOW, the defaults).
+    initSpinMost: int = 5
+    initSpinWindow: float = 10.0
 
     @property
     def opensOnDemand(self) -> bool:

@@ -326,6 +326,9 @@ class InitCommandLine:
     initCommand = ""
     initTimeout = DEFAULT_TIMEOUT
     initReactor: Any = None
+    # At most initSpinMost runs start within initSpinWindow s (init-spin-max, init-spin-window).
+    initSpinMost = SPIN_MOST
+    initSpinWindow = SPIN_WINDOW
     # The run under way, if any; the last one started (under way or over); runs started.
     initRun: Optional[InitRun] = None
     initLast: Optional[InitRun] = None
@@ -343,9 +346,15 @@ class InitCommandLine:
     initHeldUntil: Optional[float] = None
     _initHeldSaid: Optional[float] = None
 
-    def setInitCommand(self, command: str, timeout: float, reactor: Any) -> None:
-        """The command run at each coming up of the device from now on (C{""}: none); a run under way goes on."""
+    def setInitCommand(self, command: str, timeout: float, reactor: Any, spinMost: int = SPIN_MOST,
+                       spinWindow: float = SPIN_WINDOW) -> None:
+        """
+        The command run at each coming up of the device from now on (C{""}:
+        none), and the bound on its starts (init-spin-max, init-spin-window:
+        the starts counted so far are kept); a run under way goes on.
+        """
         self.initCommand, self.initTimeout, self.initReactor = command, timeout, reactor
+        self.initSpinMost, self.initSpinWindow = spinMost, spinWindow
 
     def initSoon(self) -> None:
         """
@@ -391,25 +400,27 @@ class InitCommandLine:
 
     def _initSpun(self) -> bool:
         """
-        Whether L{SPIN_MOST} runs started within the last L{SPIN_WINDOW} s:
-        then this one is held until the oldest of them is that old (run
-        then if the device is still up), said once in L{SPIN_WINDOW} s;
-        otherwise its start is counted.
+        Whether L{initSpinMost} runs started within the last
+        L{initSpinWindow} s: then this one is held until the oldest of them
+        is that old (run then if the device is still up), said once in
+        L{initSpinWindow} s; otherwise its start is counted.
         """
         line: Any = self
         now = self.initReactor.seconds()
+        most, window = self.initSpinMost, self.initSpinWindow
         starts = self._initStarts
-        if starts is None:
-            starts = self._initStarts = deque(maxlen=SPIN_MOST)
-        if len(starts) < SPIN_MOST or starts[0] + SPIN_WINDOW <= now:
+        if starts is None or starts.maxlen != most:
+            # (A reload's new bound: the newest starts so far kept.)
+            starts = self._initStarts = deque(starts or (), maxlen=most)
+        if len(starts) < most or starts[0] + window <= now:
             starts.append(now)
             return False
-        due = starts[0] + SPIN_WINDOW
+        due = starts[0] + window
         self.initHeldUntil = due
         self._initSoon = self.initReactor.callLater(due - now, self.runInitCommand)
-        if self._initHeldSaid is None or self._initHeldSaid + SPIN_WINDOW <= now:
+        if self._initHeldSaid is None or self._initHeldSaid + window <= now:
             self._initHeldSaid = now
-            text = (f"init-command held: {SPIN_MOST} runs started in the last {SPIN_WINDOW:g} s; it runs in "
+            text = (f"init-command held: {most} runs started in the last {window:g} s; it runs in "
                     f"{seconds(due - now)} if the device is still up")
             log.info("line {line}: {text}", line=line.name, text=text)
             line.announce(text, logged=False)

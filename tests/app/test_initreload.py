@@ -282,3 +282,36 @@ class InitReloadTests(SynchronousTestCase):
         self.assertEqual(keeper.asked, [(3, b"X")])
         run.processEnded(Failure(ProcessDone(0)))
         self.assertEqual((run.outcome, reactor.getDelayedCalls()), ("done (exit 0, 0.0 s)", []))
+
+    def test_startsBoundedAsConfigured(self) -> None:
+        """init-spin-max and init-spin-window (conserver's initspinmax, initspintimer) set the bound on starts: 2 within 3 s here; a reload's new bound applies to the next start, the starts counted so far kept."""
+        log = LogEvents(self)
+        reactor = Processes()
+        config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="login-a", initSpinMost=2,
+                            initSpinWindow=3.0)
+        line = makeLine(config, RecordingDevice(config.settings), reactor)
+        reactor.advance(0)
+
+        def cycles(count: int) -> None:
+            for _n in range(count):
+                reactor.advance(0.5)
+                line.deviceLost(Failure(ConnectionLost("unplugged")))
+                if line.initLast is not None and not line.initLast.ended.called:
+                    line.initLast.processEnded(Failure(ProcessDone(0)))
+                line.deviceUp()
+
+        cycles(12)  # (every 0.5 s for 6 s)
+        self.assertEqual([run.began for run in reactor.runs], [0, 0.5, 3, 3.5, 6])
+        held = [formatEvent(e) for e in log.events if "held" in formatEvent(e)]
+        self.assertEqual(held[0], "line web1: init-command held: 2 runs started in the last 3 s; it runs in 2.0 s if "
+                                  "the device is still up")
+        retuneLine(line, config, attrs.evolve(config, initSpinMost=4))
+        cycles(4)  # (6.5 to 8: the held one runs at 6.5, and with room for 4 the next at once; then 7; 7.5 held)
+        self.assertEqual([run.began for run in reactor.runs][5:], [6.5, 6.5, 7])
+        self.assertIn("line web1: init-command starts at most 4 runs within 3 s (reload)",
+                      [formatEvent(e) for e in log.events])
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        for run in reactor.runs:
+            if not run.ended.called:
+                run.processEnded(Failure(ProcessDone(0)))
+        self.assertEqual(reactor.getDelayedCalls(), [])

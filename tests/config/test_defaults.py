@@ -79,6 +79,8 @@ FULL_TOML = {
     "idle-string": "'\\r'",
     "init-command": '"true"',
     "init-timeout": "10",
+    "init-spin-max": "3",
+    "init-spin-window": '"30s"',
     # (Its default is true: false serves no line at all, tried in tests.config.test_enablekey.)
     "enable": "true",
     # Without --shard the key is checked and has no effect.
@@ -86,7 +88,8 @@ FULL_TOML = {
 }
 REQUIRED_TOML = ("device", "listen")
 # Left out with the key (option) each needs: alone it is refused (it would do nothing).
-NEEDING = {"on-demand": ["on-demand-linger"], "idle-timeout": ["idle-string"], "init-command": ["init-timeout"]}
+NEEDING = {"on-demand": ["on-demand-linger"], "idle-timeout": ["idle-string"],
+           "init-command": ["init-timeout", "init-spin-max", "init-spin-window"]}
 FULL_SETTINGS = SerialSettings(38400, 7, "E", 2, xonxoff=True, rtscts=True)
 
 
@@ -139,6 +142,8 @@ LINE_FIELD = {
     "idle-string": "idleString",
     "init-command": "initCommand",
     "init-timeout": "initTimeout",
+    "init-spin-max": "initSpinMost",
+    "init-spin-window": "initSpinWindow",
 }
 LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep",
              "log-events": "events", "log-mark": "mark", "log-typed": "typed"}

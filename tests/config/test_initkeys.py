@@ -56,11 +56,37 @@ class InitKeysTests(SynchronousTestCase):
                          "FILE:4: [lines.web1] init-timeout: needs init-command on this line (or in [defaults]): "
                          "without it, init-timeout does nothing")
 
+    def test_spinKeys(self) -> None:
+        """init-spin-max (runs, 1 to 1000) and init-spin-window (seconds, 1 to a day) bound the starts (5 within 10 s left out; from [defaults] too); refused naming the file's line when out of range, of the wrong kind, or without init-command."""
+        (line,) = self.load(LINE + 'init-command = "true"\ninit-spin-max = 2\ninit-spin-window = "1m"\n')
+        self.assertEqual((line.initSpinMost, line.initSpinWindow), (2, 60.0))
+        (line,) = self.load(LINE + 'init-command = "true"\n')
+        self.assertEqual((line.initSpinMost, line.initSpinWindow), (5, 10.0))
+        (line,) = self.load('[defaults]\ninit-spin-max = 9\n' + LINE + 'init-command = "true"\n')
+        self.assertEqual(line.initSpinMost, 9)
+        for given, shown in (("0", "0"), ("1001", "1001"), ("2.5", "2.5"), ("true", "true"), ('"5"', "'5'")):
+            self.assertEqual(self.refused(LINE + f"init-command = 'true'\ninit-spin-max = {given}\n"),
+                             "FILE:5: [lines.web1] init-spin-max: expected runs, 1 to 1000 (at most that many "
+                             f"init-command starts within init-spin-window), not {shown}", given)
+        for given, shown in (("0", "0"), ("86401", "86401"), ("0.5", "0.5"), ("false", "false")):
+            self.assertEqual(self.refused(LINE + f"init-command = 'true'\ninit-spin-window = {given}\n"),
+                             "FILE:5: [lines.web1] init-spin-window: expected seconds, 1 to 86400 (a day), as 10, "
+                             f"\"90s\", \"5m\" or \"1h\" (the starts are always bounded: 10 when left out), not {shown}",
+                             given)
+        for key in ("init-spin-max", "init-spin-window"):
+            self.assertEqual(self.refused(LINE + f"{key} = 5\n"),
+                             f"FILE:4: [lines.web1] {key}: needs init-command on this line (or in [defaults]): "
+                             f"without it, {key} does nothing")
+
     def test_conserversNames(self) -> None:
         """conserver's initcmd and initsubst, pasted as keys, point at init-command and its environment."""
         self.assertIn("unknown key 'initcmd' in [lines.web1]: conserver's initcmd is init-command here (run by /bin/sh "
                       "-ec each time the device comes up", self.refused(LINE + "initcmd = 'x'\n"))
         self.assertIn("SERIALGW_LINE and SERIALGW_DEVICE", self.refused(LINE + "initsubst = 'x'\n"))
+        self.assertIn("unknown key 'initspinmax' in [lines.web1]: conserver's initspinmax is init-spin-max here",
+                      self.refused(LINE + "initspinmax = 3\n"))
+        self.assertIn("unknown key 'initspintimer' in [lines.web1]: conserver's initspintimer is init-spin-window here",
+                      self.refused(LINE + "initspintimer = 3\n"))
 
     def test_singleLineOptions(self) -> None:
         """--init-command and --init-timeout give the single line its command and bound (60 s left out); refused as the keys are, naming the option."""
