@@ -2,8 +2,10 @@
 SSH logins: who is who.  A person's public key names them (L{KeyRing}, read
 by C{serialgw.config.sshkeys}); L{KeyChecker} lets in a key of the ring with
 a good signature (L{Login}: the person, and the line the SSH user name
-names: C{LINE}, or C{PERSON+LINE} naming the key's person too); a person's password is checked by L{serialgw.clients.sshpassword}
-(offered only while somebody has one; no keyboard-interactive); L{UserAuth}
+names: C{LINE}, or C{PERSON+LINE} naming the key's person too); a
+person's password is checked by L{serialgw.clients.sshpassword} (offered
+only while somebody has one, by C{password} and by keyboard-interactive's
+one prompt); L{UserAuth}
 is conch's ssh-userauth with sshd's limits, refusals logged with the key's
 fingerprint (or the user name) and the address, a bad signature cutting the
 connection.
@@ -13,13 +15,18 @@ The rest of the SSH listener is L{serialgw.clients.ssh}.
 
 from __future__ import annotations
 
+import struct
 from typing import Any, Optional, Sequence
 
 import attrs
 from twisted.conch.error import IgnoreAuthentication, ValidPublicKey
 from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import common, keys, userauth
-from twisted.conch.ssh.transport import DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, DISCONNECT_SERVICE_NOT_AVAILABLE
+from twisted.conch.ssh.transport import (
+    DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE,
+    DISCONNECT_PROTOCOL_ERROR,
+    DISCONNECT_SERVICE_NOT_AVAILABLE,
+)
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.cred.credentials import ISSHPrivateKey, IUsernamePassword
 from twisted.cred.error import UnauthorizedLogin
@@ -92,6 +99,11 @@ class KeyRing:
         except Exception:
             return None
         return self.people.get(blob)
+
+
+# keyboard-interactive's one prompt (RFC 4256's SSH_MSG_USERAUTH_INFO_REQUEST; conch names 60 only as a client's).
+MSG_USERAUTH_INFO_REQUEST = 60
+PASSWORD_PROMPT = b"Password: "
 
 
 class BadSignature(UnauthorizedLogin):
@@ -188,22 +200,29 @@ class UserAuth(userauth.SSHUserAuthServer):
         checker = self.portal.checkers.get(IUsernamePassword)
         if b"password" in self.supportedAuthentications and not (checker is not None and checker.book.hashes):
             self.supportedAuthentications.remove(b"password")
+        if b"password" in self.supportedAuthentications:
+            self.supportedAuthentications.append(b"keyboard-interactive")
 
     def serviceStopped(self) -> None:
         self.stopped = True
+        self.asking = None
         userauth.SSHUserAuthServer.serviceStopped(self)
 
     def auth_password(self, packet: bytes) -> Any:
-        # Checked off the gateway's thread (sshpassword): one at a time a
-        # connection (conch started a check for every request a client sent
-        # without waiting), and a login whose connection went meanwhile is none.
-        transport: Any = self.transport
         try:
             password = common.getNS(packet[1:])[0]
         except Exception:
             return defer.fail(UnauthorizedLogin("unreadable password request"))
+        return self._passwordLogin(password, "password login")
+
+    def _passwordLogin(self, password: bytes, how: str) -> defer.Deferred[Any]:
+        # Checked off the gateway's thread (sshpassword): one at a time a
+        # connection (conch started a check for every request a client sent
+        # without waiting), and a login whose connection went meanwhile is none.
+        transport: Any = self.transport
         if self.checking:
-            d = defer.fail(UnauthorizedLogin("a password of this connection is being checked already"))
+            d: defer.Deferred[Any] = defer.fail(
+                UnauthorizedLogin("a password of this connection is being checked already"))
         else:
             self.checking = True
             credentials = PasswordTry(self.user or b"", password, sshSource(transport), lambda: not self.stopped)
@@ -217,17 +236,59 @@ class UserAuth(userauth.SSHUserAuthServer):
 
         def refused(reason: Failure) -> Failure:
             if reason.check(UnauthorizedLogin):
-                log.warn("ssh: password login as {user!r} from {address} refused ({reason})",
+                log.warn("ssh: " + how + " as {user!r} from {address} refused ({reason})",
                          user=printableBytes(self.user or b""), address=sshPeer(transport), peer=sshSource(transport),
                          reason=reason.getErrorMessage())
             return reason
 
         return d.addErrback(refused).addErrback(self._ebPassword)
+
+    # keyboard-interactive (RFC 4256), offered with password: one prompt, "Password: ", its answer checked
+    # as a password (OpenSSH tries it before password, and some clients only it).
+    asking: Optional[defer.Deferred[Any]] = None
+
+    def auth_keyboard_interactive(self, packet: bytes) -> Any:
+        # (string language tag, string submethods: neither matters.)
+        if self.checking:
+            return defer.fail(UnauthorizedLogin("a password of this connection is being checked already"))
+        transport: Any = self.transport
+        self.asking = defer.Deferred()
+        transport.sendPacket(MSG_USERAUTH_INFO_REQUEST,
+                             common.NS(b"") + common.NS(b"") + common.NS(b"") + struct.pack(">L", 1)
+                             + common.NS(PASSWORD_PROMPT) + b"\x00")
+        return self.asking
+
+    def ssh_USERAUTH_INFO_RESPONSE(self, packet: bytes) -> None:
+        """The answers to a keyboard-interactive prompt: one, the password, checked as one; else refused."""
+        asking, self.asking = self.asking, None
+        transport: Any = self.transport
+        if asking is None:
+            log.info("ssh: {address}: keyboard-interactive answers unasked: disconnected", address=sshPeer(transport),
+                     peer=sshSource(transport))
+            transport.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"keyboard-interactive answers unasked")
+            return
+        # uint32 count, then each answer a string: one, the whole packet (conch's getNS takes one cut short).
+        count = struct.unpack(">L", packet[:4])[0] if len(packet) >= 4 else -1
+        size = struct.unpack(">L", packet[4:8])[0] if count == 1 and len(packet) >= 8 else -1
+        password = packet[8:]
+        if size != len(password):
+            why = f"{count} answers to 1 prompt" if count not in (-1, 1) else "unreadable answers"
+            log.warn("ssh: password login (keyboard-interactive) as {user!r} from {address} refused ({reason})",
+                     user=printableBytes(self.user or b""), address=sshPeer(transport), peer=sshSource(transport),
+                     reason=why)
+            asking.errback(UnauthorizedLogin(why))
+            return
+        self._passwordLogin(password, "password login (keyboard-interactive)").chainDeferred(asking)
+
     def ssh_USERAUTH_REQUEST(self, packet: bytes) -> Any:
         # Logged in, a person gets the connection service, nothing else: with
         # ssh-userauth next they could log in again and again on one
         # connection, each person kept (never logged out) for ever.
         service = common.getNS(packet, 2)[1]
+        if self.asking is not None:
+            # A new request drops a prompt not answered (RFC 4256 3.2): its login is no more, nothing sent for it.
+            asking, self.asking = self.asking, None
+            asking.errback(IgnoreAuthentication())
         if service != b"ssh-connection":
             transport: Any = self.transport
             log.info("ssh: {address}: login for service {service!r} refused: disconnected", address=sshPeer(transport),

@@ -173,8 +173,9 @@ class OfferedTests(SynchronousTestCase):
         return payload[4:-1].split(b",")
 
     def test_offeredWhenSomebodyHasOne(self) -> None:
-        """With a person's password: publickey and password; with keys only: publickey alone (as before)."""
-        self.assertEqual(self.offered((UserSpec("ops1", password=RIGHT),)), [b"publickey", b"password"])
+        """With a person's password: publickey, password and keyboard-interactive (a password prompt); with keys only: publickey alone (as before)."""
+        self.assertEqual(self.offered((UserSpec("ops1", password=RIGHT),)),
+                         [b"publickey", b"password", b"keyboard-interactive"])
         self.assertEqual(self.offered((UserSpec("ops1", (publicLine(newKey()),)),)), [b"publickey"])
 
     def test_oneCheckAtATimeAndNoneForAConnectionGone(self) -> None:
@@ -189,7 +190,8 @@ class OfferedTests(SynchronousTestCase):
         server.ssh_USERAUTH_REQUEST(request + NS(b"hunter2"))
         self.assertEqual(len(ran.pending) + len(factory.passwords.checks.waiting), 1)
         server.clock.advance(server.passwordDelay)
-        self.assertEqual(server.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey,password") + b"\x00")])
+        self.assertEqual(server.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, NS(b"publickey,password,keyboard-interactive")
+                                                    + b"\x00")])
         self.assertEqual([e["reason"] for e in events.at(LogLevel.warn)],
                          ["a password of this connection is being checked already"])
         server.serviceStopped()
