@@ -113,6 +113,8 @@ class InitRun(ProcessProtocol):
         self._killTimer: Optional[IDelayedCall] = None
         # Its shell gone and its output still open: when what holds it is taken for one left running (LEFT_WAIT).
         self._leftTimer: Optional[IDelayedCall] = None
+        # Its pipes are read (not while the device is behind: deviceTakes).
+        self._read = True
         # Its transport (an IProcessTransport, with the producer's methods too), once spawned.
         self.process: Any = None
         # What the keeper said of the shell's end (initsession.STATUS), and how: ("exit", 0), ("signal", 9).
@@ -198,6 +200,10 @@ class InitRun(ProcessProtocol):
         self._leftTimer = None
         if self.outcome is not None or self.ended.called:
             return
+        if not self._read:
+            # (The device behind: its pipes are not read, so their end is not seen; looked at again later.)
+            self._leftTimer = self.reactor.callLater(LEFT_WAIT, self._leftRunning)
+            return
         outcome, failed = self._shellOutcome(self.shellEnd)
         self._over(f"{outcome}; what it left running holding its output was ended", failed)
         self.kill("its shell ended, what it left running held its output")
@@ -264,8 +270,11 @@ class InitRun(ProcessProtocol):
         """The device takes input (or not, behind): its output is read only while it does."""
         if self.outcome is not None:
             return
+        self._read = writable
         if writable:
             self.process.resumeProducing()
+            if self._leftTimer is not None and self._leftTimer.active():
+                self._leftTimer.reset(LEFT_WAIT)  # (its output's end, if there, read first)
         else:
             self.process.pauseProducing()
 

@@ -315,3 +315,24 @@ class InitReloadTests(SynchronousTestCase):
             if not run.ended.called:
                 run.processEnded(Failure(ProcessDone(0)))
         self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_notTakenForLeftWhileNotRead(self) -> None:
+        """The device behind when LEFT_WAIT is up (the run's pipes not read then, their end unseen): the run is not taken for one that left a process running; read again, it has LEFT_WAIT s from then for its output's end to be read, which ends it as ever (X)."""
+        reactor = Processes()
+        config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="login-a")
+        line = makeLine(config, RecordingDevice(config.settings), reactor)
+        reactor.advance(0)
+        run, keeper = reactor.runs[0], reactor.transports[0]
+        run.childDataReceived(4, b"0\n")
+        line.deviceWritable(False)
+        for step in (1, 1, 0.5):
+            reactor.advance(LEFT_WAIT * step)  # (looked at, not read, at 1 and 2 times LEFT_WAIT)
+        self.assertEqual((run.outcome, keeper.asked, keeper.paused), (None, [], True))
+        line.deviceWritable(True)
+        reactor.advance(LEFT_WAIT * 0.6)  # (past the look that was due at 3 * LEFT_WAIT)
+        self.assertEqual((run.outcome, keeper.asked, keeper.paused), (None, [], False))
+        run.childConnectionLost(1)
+        run.childConnectionLost(2)
+        run.processEnded(Failure(ProcessDone(0)))
+        self.assertEqual((run.outcome, keeper.asked, reactor.getDelayedCalls()),
+                         (f"done (exit 0, {reactor.seconds():.1f} s)", [(3, b"X")], []))
