@@ -19,6 +19,8 @@ reading, and what was read but not yet handled waits: at most one read), so
 no answer (telnet negotiation, AYT, RFC 2217, the escape menu) is made
 until the client has taken what it was sent; text that is not an answer to
 its own input (notices) waits in the bounded queue with device output.
+(A raw client with no escape menu, whose input nothing answers, is read
+on: RawClient.holdInput.)
 The client side of that contract is L{IGuarded}.
 """
 

@@ -57,6 +57,21 @@ class RawClient(Session, ClientEvents, Protocol):
             return
         self.fromPeer(data)
 
+    def holdInput(self) -> None:
+        """
+        The guard: its output is past the bound.  Input is held then so that
+        no answer to it goes past the bound; with no escape menu nothing a
+        raw client sends is answered (a notice it causes, "not sent" or its
+        introduction, waits with its held output, bounded), so it is read
+        on: its typing reaches the device at once, a Ctrl-C into a flooding
+        console too.  (It waited until the client had taken its output, its
+        bound and the kernel's: a client reading 20 KB/s got its Ctrl-C to
+        the console 21 s late, ser2net's 0.2 s.)  The device, behind, still
+        pauses it (the line's pauseInput).
+        """
+        if self.escapeMenu is not None:
+            Session.holdInput(self)
+
     def deliver(self, data: bytes) -> None:
         # The common case (no full output guard, no idle timer) without a call.
         guard = self.guard
