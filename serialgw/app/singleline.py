@@ -97,7 +97,8 @@ def singleSSH(options: usage.Options) -> tuple[Optional[SSHSpec], Rights]:
     # (Named as --status's and --port's are; before the key files are read.)
     listener = absoluteListener(byOption("ssh", parseSSHListener, options["ssh"]), os.getcwd())
     if options["authorized-keys"] is None and options["readonly-keys"] is None:
-        raise ConfigError("--ssh needs --authorized-keys or --readonly-keys: who may log in")
+        raise ConfigError("--ssh needs --authorized-keys or --readonly-keys: who may log in (passwords are a --config file's: "
+                          "[users.NAME] password)")
     # Both read at once, off this thread, 5 s at most (a file on a hung file system hung the start).
     read = readAtStart({path for path in (options["authorized-keys"], options["readonly-keys"]) if path is not None})
     writers = usersFromFile(options["authorized-keys"], read[options["authorized-keys"]]) \

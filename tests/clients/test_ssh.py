@@ -1639,7 +1639,7 @@ class OptionsTests(SynchronousTestCase):
                 self.assertEqual(f.read(), content)
 
     def test_errors(self) -> None:
-        """Keys without --ssh, --ssh without keys, --ssh with --config, one name or one key in both files, an empty host key path: clear errors."""
+        """Keys without --ssh, --ssh without keys (passwords pointed to --config), --ssh with --config, one name or one key in both files, an empty host key path: clear errors."""
         same, other = self.mktemp(), self.mktemp()
         key = newKey()
         with open(same, "w") as f:
@@ -1648,7 +1648,8 @@ class OptionsTests(SynchronousTestCase):
             f.write(publicLine(key, "watcher1") + "\n")
         cases = [
             (("--authorized-keys", same), "--authorized-keys needs --ssh (an SSH listener)"),
-            (("--ssh", "tcp:2222"), "--ssh needs --authorized-keys or --readonly-keys: who may log in"),
+            (("--ssh", "tcp:2222"), "--ssh needs --authorized-keys or --readonly-keys: who may log in (passwords are "
+             "a --config file's: [users.NAME] password)"),
             (("--config", same, "--ssh", "tcp:2222"),
              "--config and --ssh do not go together: use [ssh] and [users.NAME] in the file"),
             (("--ssh", "tcp:2222", "--authorized-keys", same, "--readonly-keys", same),
