@@ -28,7 +28,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app.reactor import BusyPoll
 from serialgw.config.specs import SerialSettings
-from serialgw.devices import floodhandoff, floodread, mover
+from serialgw.devices import floodhandoff, floodread, mover, moverwatch
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.floodread import FloodReader
 from serialgw.devices.ports import TtyPort
@@ -435,6 +435,9 @@ class RealReactorTests(TestCase):
         self.reactor = reactor
         self.patch(floodhandoff, "FULL", FULL)
         self.patch(floodread, "IDLE", 0.01)
+        # (The stall watch looks on the real clock: a mover kept from the CPU on a loaded machine (a process's
+        # start, nice 19) for STALL_LOOKS looks was killed by it, not by the test; its tests are test_moverstall's.)
+        self.patch(moverwatch, "STALL_CHECK", 3600.0)
         before = getattr(reactor, "movers", None)
         reactor.movers = self.mode  # type: ignore[attr-defined]
         self.addCleanup(setattr, reactor, "movers", before)
