@@ -5,10 +5,13 @@ stream, read where it is, both ways.
 
 from __future__ import annotations
 
+import errno
 import fcntl
+import select
 import socket
 import struct
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import ServerFactory
@@ -168,14 +171,10 @@ class AbortOutputTests(TestCase):
         """The kernel's buffer full as well (the peer reads nothing): the Synch waits in the gateway, alone, and goes urgent once the peer has read enough for it; output written meanwhile follows it."""
         proto, peer, queued = await self.flooded()
         sock = proto.transport.getHandle()  # type: ignore[union-attr]
-        stuffed = 0
-        while True:
-            try:
-                stuffed += sock.send(b"y" * 1024)
-            except BlockingIOError:
-                break
-        proto.sendSynch()
-        proto.writeData(b"after")
+        stuffed = fillKernel(sock, b"y")
+        with noRoom(proto.transport):
+            proto.sendSynch()
+            proto.writeData(b"after")
         transport: Any = proto.transport
         self.assertEqual(transport._tempDataLen, len(cmd(0, IAC, SE, IAC, DM)) + len(b"after"))
         before = await self.toTheMark(peer)
@@ -194,16 +193,12 @@ class AbortOutputTests(TestCase):
         """A second AO while the first Synch waits for room: the waiting one is dropped with the rest, one Synch goes, its DM the one urgent byte."""
         proto, peer, queued = await self.flooded()
         sock = proto.transport.getHandle()  # type: ignore[union-attr]
-        stuffed = 0
-        while True:
-            try:
-                stuffed += sock.send(b"y" * 1024)
-            except BlockingIOError:
-                break
-        proto.sendSynch()
-        proto.writeData(b"between")
-        proto.sendSynch()
-        proto.writeData(b"after")
+        stuffed = fillKernel(sock, b"y")
+        with noRoom(proto.transport):
+            proto.sendSynch()
+            proto.writeData(b"between")
+            proto.sendSynch()
+            proto.writeData(b"after")
         self.assertEqual(proto.aborted, [queued, len(cmd(0, IAC, SE, IAC, DM) + b"between")])
         before = await self.toTheMark(peer)
         self.assertEqual(before, b"x" * (200_000 - queued) + b"y" * stuffed + cmd(0, IAC, SE, IAC))
@@ -219,30 +214,19 @@ class AbortOutputTests(TestCase):
         """The first Synch waits; the peer then reads all, and a second AO's Synch goes at once: the waiting one is given up whole, and output queued later carries no urgent mark (one DM, one mark)."""
         proto, peer, queued = await self.flooded()
         sock = proto.transport.getHandle()  # type: ignore[union-attr]
-        while True:
-            try:
-                sock.send(b"y" * 1024)
-            except BlockingIOError:
-                break
-        proto.sendSynch()
+        fillKernel(sock, b"y")
+        with noRoom(proto.transport):
+            proto.sendSynch()
         # The peer takes everything the kernel had, the reactor not turning (the first Synch still waits).
-        got = b""
-        while True:
-            try:
-                chunk = peer.recv(65536)
-            except BlockingIOError:
-                break
-            got += chunk
+        got = drainKernel(peer, sock)
         self.assertNotIn(cmd(IAC, SE), got)
         proto.sendSynch()
         transport: Any = proto.transport
         self.assertEqual(transport._tempDataLen, 0)
-        while True:
-            try:
-                sock.send(b"z" * 1024)
-            except BlockingIOError:
-                break
-        proto.writeData(b"after")
+        fillKernel(sock, b"z")
+        with noRoom(proto.transport):
+            proto.writeData(b"after")
+        self.assertEqual(transport._tempDataLen, len(b"after"))
         self.assertEqual(await self.toTheMark(peer), cmd(0, IAC, SE, IAC))
         self.assertEqual(peer.recv(1, socket.MSG_OOB), cmd(DM))
         rest = b""
@@ -270,13 +254,9 @@ class AbortOutputTests(TestCase):
             await _turn()
         proto = made[0]
         sock = proto.transport.getHandle()  # type: ignore[union-attr]
-        stuffed = 0
-        while True:
-            try:
-                stuffed += sock.send(b"y" * 1024)
-            except BlockingIOError:
-                break
-        proto.sendSynch()
+        stuffed = fillKernel(sock, b"y")
+        with noRoom(proto.transport):
+            proto.sendSynch()
         transport: Any = proto.transport
         self.assertEqual((transport._tempDataLen, proto.aborted), (2, []))
         self.assertEqual(await self.toTheMark(peer), b"y" * stuffed + cmd(IAC))
@@ -284,6 +264,85 @@ class AbortOutputTests(TestCase):
 
 
 SIOCATMARK = 0x8905
+# What a TCP socket holds not yet acknowledged by its peer (Linux).
+SIOCOUTQ = 0x5411
+# The most waits for the peer's acknowledgements (each at most WAIT_ACK ms) before a test gives up.
+WAITS = 200
+WAIT_ACK = 100
+
+
+def _ioctl(sock: socket.socket, request: int) -> int:
+    return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), request, struct.pack("i", 0)))[0])
+
+
+def fillKernel(sock: socket.socket, byte: bytes) -> int:
+    """Send C{byte}s on C{sock} until the kernel takes no more (its peer reads nothing); how many it took."""
+    stuffed = 0
+    while True:
+        try:
+            stuffed += sock.send(byte * 1024)
+        except BlockingIOError:
+            return stuffed
+
+
+class _NoRoom:
+    """A connection's socket whose sends find no room (see L{noRoom}); the rest is the socket's."""
+
+    def __init__(self, real: socket.socket) -> None:
+        self.real = real
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        raise BlockingIOError(errno.EAGAIN, "no room (the test's)")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@contextmanager
+def noRoom(transport: Any) -> Iterator[None]:
+    """
+    Within it, the gateway's sends on C{transport} find no room, as a
+    kernel its test filled (L{fillKernel}) is meant to be.  The kernel's
+    own fullness ends by itself, without the peer reading: its
+    acknowledgement, delayed ~40 ms, freed room a send refused was
+    waiting for, and a peer's receive queue compacted opens its window
+    again (TCP_NODELAY's small segments); a test held from the CPU that
+    long between its fill and its Synch (a loaded machine) saw the Synch
+    meant to wait go at once (seen: a 0.25 s pause there failed four of
+    these tests, and once under load the first Synch already sent).
+    After it the real socket again: the kernel gives room when it has
+    it, as the peer reads.
+    """
+    real = transport.socket
+    transport.socket = _NoRoom(real)
+    try:
+        yield
+    finally:
+        transport.socket = real
+
+
+def drainKernel(peer: socket.socket, sock: socket.socket) -> bytes:
+    """
+    All the kernel holds from C{sock} for C{peer}, read without the
+    reactor turning: until a read finds nothing once C{sock} had nothing
+    left unacknowledged (what the peer's reads let it send may still be
+    on its way: a read finding nothing is not the end).
+    """
+    look = select.poll()
+    look.register(peer.fileno(), select.POLLIN)
+    got = b""
+    waits = 0
+    while waits < WAITS:
+        empty = _ioctl(sock, SIOCOUTQ) == 0
+        try:
+            got += peer.recv(65536)
+            continue
+        except BlockingIOError:
+            if empty:
+                return got
+        waits += 1
+        look.poll(WAIT_ACK)
+    raise AssertionError(f"the kernel still held {_ioctl(sock, SIOCOUTQ)} bytes for the peer")
 
 
 def _turn() -> defer.Deferred[None]:
