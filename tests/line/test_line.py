@@ -133,6 +133,20 @@ class LineTests(SynchronousTestCase):
             self.line.clientData(client, client.peer.encode()[:5])
         self.assertEqual(self.device.events, [("write", b"bob"), ("write", b"pty:/")])
 
+    def test_readOnlyControllerEndsTheLineErrorWatch(self) -> None:
+        """The device watches for line errors only while a client that can change the port (RFC 2217, not read-only) asks for them: one made read-only by a reload ends the watch, another that still asks keeps it."""
+        a, b = RecordingClient("a"), RecordingClient("b")
+        for client in (a, b):
+            self.line.attach(client)
+            client.wantsLineErrors = True  # type: ignore[attr-defined]
+            self.line.addController(client)
+        self.line.updateLineWatch()
+        self.assertIs(self.device.watching, True)
+        self.line.makeReadOnly(a, "a reload made it so")
+        self.assertIs(self.device.watching, True)
+        self.line.makeReadOnly(b, "a reload made it so")
+        self.assertIs(self.device.watching, False)
+
     def test_heldBreakEndsWithWrite(self) -> None:
         """A break an RFC 2217 BREAK-ON holds ends when its client loses write (a take-over, made read-only by a reload): it could not send BREAK-OFF any more, and the break held the line 30 s; said in the log. Another's break is left alone."""
         log = LogEvents(self)
