@@ -14,6 +14,7 @@ Pressed twice, the escape key sends itself.
     t       take write          o   only watch (give up write)
     K WHO   disconnect a person (by name) or an address from the line:
             for the line's admin people only (conserver's console -d)
+    n TEXT  write a note into the line's console logs (conserver's ^Ecn)
     d       disconnect          ?   help (h too)
 
 With QEMU's C{mon:} form the keys QEMU has mean what they mean there:
@@ -37,12 +38,13 @@ log = clientLog()
 
 HELP = (
     "escape commands: b break, k KEY break then KEY, w who, r replay, R N<Enter> replay N lines, s status, "
-    "B RATE<Enter> set baud, t take write, o only watch, d disconnect, ? help; "
+    "B RATE<Enter> set baud, n TEXT<Enter> note in the console log, t take write, o only watch, d disconnect, ? help; "
     "the escape key twice sends it; admins: K WHO<Enter> disconnect a person or an address"
 )
 QEMU_HELP = (
     "escape commands, as in QEMU: h help, x disconnect, b break, {key} {key} sends {key}; and: k KEY break then KEY, "
-    "w who, r replay, R N<Enter> replay N lines, s status, B RATE<Enter> set baud, t take write, o only watch, "
+    "w who, r replay, R N<Enter> replay N lines, s status, B RATE<Enter> set baud, n TEXT<Enter> note in the console "
+    "log, t take write, o only watch, "
     "d disconnect, ? help"
 )
 # An argument (R N, B RATE) is at most this many keys (digits, spaces).
@@ -55,6 +57,13 @@ NAME_LIMIT = 258
 NAME_KEYS = frozenset(range(0x20, 0x7F)) | frozenset(range(0x80, 0x100))
 NUMBER_KEYS = frozenset(b" 0123456789")
 CANCEL_HINT = "Esc cancels"
+# n TEXT: a note's keys (printable ones and UTF-8's bytes; the escape key cancels, a printable one too), at most
+# NOTE_LIMIT of them, and at most NOTES notes a client in NOTE_WINDOW seconds (each is a line of the gateway's
+# log and of every console log of the line).
+NOTE_KEYS = frozenset(NAME_KEYS)
+NOTE_LIMIT = 256
+NOTES = 5
+NOTE_WINDOW = 60.0
 # A client takes or gives up write at most ROLE_CHANGES times in
 # ROLE_WINDOW seconds (_mayChangeRole).
 ROLE_CHANGES = 5
@@ -66,6 +75,15 @@ ROLE_WINDOW = 10.0
 # replay): one 64 KiB read of "^] B 9600 Enter" held every line of the
 # reactor 0.75 s; 32 keys cost at most about a millisecond.
 KEYS_PER_TURN = 32
+
+
+def noteRefusal(line: Line) -> str:
+    """Why a note cannot be written on C{line} (no console log, or none keeping events), or ''."""
+    if not line.logs:
+        return f"{line.name} has no console log"
+    if all(consoleLog.spec.events == "off" for consoleLog in line.logs):
+        return f"{line.name}'s console log keeps no events (log-events = \"off\")"
+    return ""
 
 
 def keyName(key: int) -> str:
@@ -125,8 +143,9 @@ class EscapeMenu(EscapeCommands):
         # Which keys it takes, at most how many, and what the others are not (for the message).
         self._argumentKeys: tuple[frozenset[int], int, str] = (NUMBER_KEYS, ARGUMENT_LIMIT, "a digit")
         self._ended: str | None = None
-        # When this client last took or gave up write (_mayChangeRole).
+        # When this client last took or gave up write (_mayChangeRole), and wrote a note (_note).
         self._roleChanges: list[float] = []
+        self._notes: list[float] = []
         # Keys of commands this read may still handle (KEYS_PER_TURN).
         self._keysLeft = KEYS_PER_TURN
 
@@ -224,6 +243,13 @@ class EscapeMenu(EscapeCommands):
                 self._startArgument("disconnect", self._kick, (NAME_KEYS, NAME_LIMIT, "part of a name or an address"))
                 client.notice(f"disconnect whom: a person's name or an address, as w shows them, then Enter "
                               f"({CANCEL_HINT}):")
+        elif command == "n":
+            refusal = noteRefusal(line)
+            if refusal:
+                client.notice(f"{refusal}: nothing to note")
+            else:
+                self._startArgument("note", self._note, (NOTE_KEYS, NOTE_LIMIT, "a printable character"))
+                client.notice(f"a note for {line.name}'s console log, then Enter ({CANCEL_HINT}):")
         elif command == "t":
             if client.role is Role.READONLY:
                 client.notice("read-only: cannot take write")
@@ -293,6 +319,32 @@ class EscapeMenu(EscapeCommands):
         changes.append(now)
         del changes[:-ROLE_CHANGES]
         return True
+
+    def _note(self, typed: str) -> None:
+        """
+        n TEXT Enter: TEXT written into the line's console logs as an event
+        naming who wrote it (and into the gateway's log), at most NOTES in
+        NOTE_WINDOW seconds; what is not printable is shown as C{?}.
+        """
+        client, line = self.client, self.client.line
+        text = "".join(c if c.isprintable() else "?" for c in typed)
+        if not text:
+            client.notice("an empty note: nothing noted")
+            return
+        refusal = noteRefusal(line)
+        if refusal:
+            # (A reload took the log, or its events, away while the note was typed.)
+            client.notice(f"{refusal}: nothing noted")
+            return
+        now = line.clock.seconds() if line.clock is not None else 0.0
+        notes = self._notes
+        if len(notes) >= NOTES and notes[0] <= now < notes[0] + NOTE_WINDOW:
+            client.notice(f"at most {NOTES} notes in {NOTE_WINDOW:g} s: nothing noted")
+            return
+        notes.append(now)
+        del notes[:-NOTES]
+        line.recordEvent(f"note by {client.peer}: {text}", client.peer, budget=client.logBudget)
+        client.notice(f"noted in {line.name}'s console log")
 
     def _enter(self, byte: int) -> None:
         """Enter ended a number: a CR's LF (or NUL) that follows is Enter's too, not typing."""
