@@ -422,6 +422,23 @@ class CertificateAuthorityTests(SynchronousTestCase):
 
 
 class RestoreTests(SynchronousTestCase):
+    def test_controllerMadeReadOnlyBesideAnotherKeepsSettings(self) -> None:
+        """An RFC 2217 client made read-only while another that can change the port stays: the settings they set stay (nothing restored, nothing logged) until the last one is made read-only too."""
+        events = LogEvents(self).events
+        device = RecordingDevice(SerialSettings(115200))
+        line = Line("rack4", device, clock=Clock())
+        first, second = RecordingClient("192.0.2.9:1"), RecordingClient("192.0.2.9:2")
+        for client in (first, second):
+            client.person = True
+            line.attach(client)
+            line.addController(client)
+        self.assertEqual(line.clientSettings(first, SerialSettings(9600)).baudrate, 9600)
+        line.makeReadOnly(first, "a reload made it so")
+        self.assertEqual((first.role, second.role, device.settings.baudrate), (Role.READONLY, Role.WRITER, 9600))
+        self.assertEqual([e for e in events if "restored" in e.get("log_format", "")], [])
+        line.makeReadOnly(second, "a reload made it so")
+        self.assertEqual(device.settings.baudrate, 115200)
+
     def test_lastControllerMadeReadOnlyRestores(self) -> None:
         """The last RFC 2217 client that could change the port made read-only: the configured settings come back, as when it leaves (read-only, it would never restore them)."""
         events = LogEvents(self).events
