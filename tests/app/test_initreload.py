@@ -22,7 +22,7 @@ from zope.interface import implementer
 from serialgw.app.lines import makeLine, retuneLine
 from serialgw.app.status import lineStatus, stamp
 from serialgw.config.specs import DeviceSpec, LineConfig
-from serialgw.line.initcommand import LEFT_WAIT, SHELL
+from serialgw.line.initrun import LEFT_WAIT, SHELL
 from tests.fakes import LogEvents, RecordingDevice
 
 

@@ -18,16 +18,8 @@ from twisted.trial.unittest import TestCase
 
 from serialgw.app.status import lineStatus
 from serialgw.line.hub import Line
-from serialgw.line.initcommand import (
-    KILL_WAIT,
-    LEFT_WAIT,
-    SPIN_MOST,
-    SPIN_WINDOW,
-    STDERR_KEPT,
-    STDERR_MOST,
-    WRITE_MOST,
-    InitRun,
-)
+from serialgw.line.initcommand import SPIN_MOST, SPIN_WINDOW
+from serialgw.line.initrun import KILL_WAIT, LEFT_WAIT, STDERR_KEPT, STDERR_MOST, WRITE_MOST, InitRun
 from tests.fakes import LogEvents
 from tests.realio import (
     Collector,

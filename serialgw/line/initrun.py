@@ -1,0 +1,288 @@
+"""
+One run of a line's init-command (L{serialgw.line.initcommand}): a child
+process, by C{/bin/sh -ec} in a session of its own that
+L{serialgw.line.initsession}'s keeper holds, its standard input the
+device's output and its standard output written to the device, its
+standard error logged.  Bounded: killed (SIGTERM, then SIGKILL L{KILL_WAIT}
+s later) past its init-timeout, past L{WRITE_MOST} bytes to the device or
+L{STDERR_MOST} to its standard error; its output read only while the device
+takes input; what its shell left running holding its output ended
+L{LEFT_WAIT} s after the shell.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ProcessDone
+from twisted.internet.interfaces import IDelayedCall, IPushProducer
+from twisted.internet.protocol import ProcessProtocol
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from serialgw.line.initsession import CHILD_FDS, CONTROL, KEEPER, KILL, RELEASE, STATUS, TERM, shellEnded
+
+SHELL = "/bin/sh"
+# What a run may write to the device, bytes: a login or a set-up is a few
+# lines; past this it is a command gone wrong (a loop), killed.
+WRITE_MOST = 65536
+# How much of its standard error the log shows (the rest counted).
+STDERR_KEPT = 512
+# What it may write to its standard error, bytes (read on the reactor's thread, each byte of it: a command
+# writing there in a loop took a core for its whole init-timeout, up to a day); past this it is killed.
+STDERR_MOST = 1048576
+# After SIGTERM, how long it has before SIGKILL.
+KILL_WAIT = 2.0
+# Its shell gone, how long its output may stay open (closed at the shell's exit: read within a turn or two) before
+# what holds it (a process the shell started with &) is taken for one left running, and ended.
+LEFT_WAIT = 0.5
+# What systemd gives the gateway in its environment, kept from the command's.
+_SYSTEMDS = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"})
+
+
+def seconds(value: float) -> str:
+    return f"{value:.1f} s"
+
+
+@implementer(IPushProducer)
+class InitRun(ProcessProtocol):
+    """One run of a line's init-command (see the module)."""
+
+    def __init__(self, line: Any, command: str, timeout: float, reactor: Any) -> None:
+        self.line = line
+        self.command = command
+        self.timeout = timeout
+        self.reactor = reactor
+        self.began = reactor.seconds()
+        self.pid: Optional[int] = None
+        # Bytes it wrote to the device; device output not given it (its standard input full, or after its end).
+        self.written = 0
+        self.dropped = 0
+        self.stderr = b""
+        self.stderrMore = 0
+        # How it ended, for people (None while it runs), and whether that is a failure.
+        self.outcome: Optional[str] = None
+        self.failed = False
+        # Fires once the process is gone (reaped, its pipes closed).
+        self.ended: Deferred[None] = Deferred()
+        self._stdinFull = False
+        self._timer: Optional[IDelayedCall] = None
+        self._killTimer: Optional[IDelayedCall] = None
+        # Its shell gone and its output still open: when what holds it is taken for one left running (LEFT_WAIT).
+        self._leftTimer: Optional[IDelayedCall] = None
+        # Its pipes are read (not while the device is behind: deviceTakes).
+        self._read = True
+        # Its transport (an IProcessTransport, with the producer's methods too), once spawned.
+        self.process: Any = None
+        # What the keeper said of the shell's end (initsession.STATUS), and how: ("exit", 0), ("signal", 9).
+        self._statusSaid = b""
+        self.shellEnd: Optional[tuple[str, int]] = None
+        # The command's standard output and error closed (by all that held them); the keeper told to go; its control
+        # pipe gone (the keeper gone: nothing can be asked of it).
+        self._outputsOpen = {1, 2}
+        self._released = False
+        self._controlGone = False
+
+    def start(self) -> bool:
+        """Started: whether it could be (a failure is logged, naming the line)."""
+        # (Not systemd's to the gateway: its notify socket, watchdog and sockets passed are the gateway's alone.)
+        env = {key: value for key, value in os.environ.items() if key not in _SYSTEMDS}
+        env["SERIALGW_LINE"] = self.line.name
+        env["SERIALGW_DEVICE"] = str(self.line.device.name)
+        try:
+            self.reactor.spawnProcess(self, sys.executable, [sys.executable, "-I", "-S", "-c", KEEPER, SHELL,
+                                                             self.command], env=env, childFDs=CHILD_FDS)
+        except Exception as e:
+            self.ended.callback(None)
+            self._over(f"not started: {e}", True)
+            return False
+        self._timer = self.reactor.callLater(self.timeout, self.kill,
+                                             f"still running after {self.timeout:g} s (init-timeout)")
+        return True
+
+    # The process
+
+    def connectionMade(self) -> None:
+        self.process = self.transport
+        self.pid = self.process.pid
+        # Told when its standard input is full (it does not read what the device says): see deviceOutput.
+        self.process.registerProducer(self, True)
+
+    def childDataReceived(self, childFD: int, data: bytes) -> None:
+        if childFD == STATUS:
+            self._statusSaid = (self._statusSaid + data)[:32]
+            if self._statusSaid.endswith(b"\n") and self.shellEnd is None:
+                self.shellEnd = shellEnded(self._statusSaid)
+                self._release()
+                if self._outputsOpen and self.outcome is None:
+                    self._leftTimer = self.reactor.callLater(LEFT_WAIT, self._leftRunning)
+            return
+        if childFD == 2:
+            kept = data[:max(0, STDERR_KEPT - len(self.stderr))]
+            self.stderr += kept
+            self.stderrMore += len(data) - len(kept)
+            if len(self.stderr) + self.stderrMore > STDERR_MOST:
+                self.kill(f"wrote more than {STDERR_MOST} bytes to its standard error")
+            return
+        if self.outcome is not None:
+            return
+        room = WRITE_MOST - self.written
+        if len(data) > room:
+            if room:
+                self.written += room
+                self.line.initWrote(self, data[:room])
+            self.kill(f"wrote more than {WRITE_MOST} bytes to the device")
+            return
+        self.written += len(data)
+        self.line.initWrote(self, data)
+
+    def childConnectionLost(self, childFD: int) -> None:
+        if childFD == CONTROL:
+            self._controlGone = True
+        elif childFD in self._outputsOpen:
+            self._outputsOpen.discard(childFD)
+            self._release()
+
+    def _leftRunning(self) -> None:
+        """
+        The shell ended L{LEFT_WAIT} s ago and its output is still open: a
+        process it started holds it (C{cmd &}).  The run is over, as
+        conserver's ends at its shell's end (people's typing waited until
+        init-timeout, then it was killed), how the shell ended its outcome;
+        what it left holding the console's pipes (it could still write to
+        the device, or read it) is ended: SIGTERM, then SIGKILL once its
+        output is closed (or after L{KILL_WAIT} s).  One that let go of them
+        (C{cmd >/dev/null 2>&1 &}) stays, as after any run that ends well.
+        """
+        self._leftTimer = None
+        if self.outcome is not None or self.ended.called:
+            return
+        if not self._read:
+            # (The device behind: its pipes are not read, so their end is not seen; looked at again later.)
+            self._leftTimer = self.reactor.callLater(LEFT_WAIT, self._leftRunning)
+            return
+        outcome, failed = self._shellOutcome(self.shellEnd)
+        self._over(f"{outcome}; what it left running holding its output was ended", failed)
+        self.kill("its shell ended, what it left running held its output")
+
+    def _shellOutcome(self, how: Optional[tuple[str, Optional[int]]]) -> tuple[str, bool]:
+        """How its shell ended (C{how}: as L{shellEnd}), for people, and whether that is a failure."""
+        took = seconds(self.reactor.seconds() - self.began)
+        if how == ("exit", 0):
+            return f"done (exit 0, {took})", False
+        if how is not None and how[0] == "signal":
+            return f"failed: ended by signal {how[1]} ({took})", True
+        return f"failed: exit status {how[1] if how is not None else None} ({took})", True
+
+    def _release(self) -> None:
+        """
+        The shell has ended and its output is closed: the keeper is let go,
+        or, the run being killed (SIGTERM sent, SIGKILL due), told to send
+        the group SIGKILL: a process the shell started that takes no
+        SIGTERM is not left running once the SIGKILL's timer is cancelled.
+        """
+        if self.shellEnd is None or self._outputsOpen or self._released:
+            return
+        self._released = True
+        if self._leftTimer is not None and self._leftTimer.active():
+            self._leftTimer.cancel()
+        self._leftTimer = None
+        self._ask(KILL if self._killTimer is not None and self._killTimer.active() else RELEASE)
+
+    def processEnded(self, reason: Failure) -> None:
+        for call in (self._timer, self._killTimer, self._leftTimer):
+            if call is not None and call.active():
+                call.cancel()
+        self._timer = self._killTimer = self._leftTimer = None
+        if self.outcome is None:
+            # (The shell's end as its keeper saw it; without it, the keeper's own: one that could not start.)
+            ended: Any = reason.value
+            how = self.shellEnd or (("exit", 0) if reason.check(ProcessDone) else
+                                    ("signal", ended.signal) if getattr(ended, "signal", None) else
+                                    ("exit", getattr(ended, "exitCode", None)))
+            self._over(*self._shellOutcome(how))
+        self.ended.callback(None)
+
+    # Its standard input's producer: paused while its pipe is full
+
+    def pauseProducing(self) -> None:
+        self._stdinFull = True
+
+    def resumeProducing(self) -> None:
+        self._stdinFull = False
+
+    def stopProducing(self) -> None:
+        self._stdinFull = True
+
+    # The line's side
+
+    def deviceOutput(self, data: bytes) -> None:
+        """What the device said: to its standard input, unless that is full (dropped, counted)."""
+        if self.outcome is not None or self._stdinFull:
+            self.dropped += len(data)
+            return
+        self.process.write(data)
+
+    def deviceTakes(self, writable: bool) -> None:
+        """The device takes input (or not, behind): its output is read only while it does."""
+        if self.outcome is not None:
+            return
+        self._read = writable
+        if writable:
+            self.process.resumeProducing()
+            if self._leftTimer is not None and self._leftTimer.active():
+                self._leftTimer.reset(LEFT_WAIT)  # (its output's end, if there, read first)
+        else:
+            self.process.pauseProducing()
+
+    def kill(self, why: str) -> None:
+        """
+        Over now (C{why}, for people): SIGTERM, its pipes closed, SIGKILL
+        after L{KILL_WAIT} s, or once its shell is gone if that is sooner.
+        """
+        for call in (self._timer, self._leftTimer):
+            if call is not None and call.active():
+                call.cancel()
+        self._timer = self._leftTimer = None
+        if self.outcome is None:
+            self._over(f"killed: {why}", True)
+        if self._killTimer is not None or self.ended.called:
+            return
+        self._ask(TERM)
+        # (Read again if the device was behind: the keeper's word of the shell's end comes on a pipe of its own, which
+        # stays open; the command's output, closed here, is not read.)
+        self.process.resumeProducing()
+        self.process.loseConnection()
+        self._killTimer = self.reactor.callLater(KILL_WAIT, self.killNow)
+
+    def killNow(self) -> None:
+        """SIGKILL (once SIGTERM was sent)."""
+        if self._killTimer is not None and self._killTimer.active():
+            self._killTimer.cancel()
+        self._killTimer = None
+        self._ask(KILL)
+
+    def _ask(self, request: bytes) -> None:
+        """
+        C{request} to the keeper (L{serialgw.line.initsession}), which
+        signals its group itself: the gateway never signals a group by a pid
+        that may have been reaped and given to another process.
+        """
+        if self.ended.called or self.process is None or self._controlGone:
+            return
+        self.process.writeToChild(CONTROL, request)
+
+    def _over(self, outcome: str, failed: bool) -> None:
+        self.outcome, self.failed = outcome, failed
+        self.line.initOver(self)
+
+    def said(self) -> str:
+        """What it said on its standard error, for the log (bounded), or empty."""
+        if not self.stderr:
+            return ""
+        text = self.stderr.decode("utf-8", "replace").strip()
+        more = f" (and {self.stderrMore} byte(s) more)" if self.stderrMore else ""
+        return f"; it said: {text!r}{more}"
