@@ -288,6 +288,35 @@ class HostKeyTests(SynchronousTestCase):
                          (path, fingerprint(factory.privateKeys[b"ssh-ed25519"]), ", made now"))
 
 
+def startUserAuth(case: SynchronousTestCase, factory: GatewaySSHFactory,
+                  clock: Clock) -> tuple[UserAuth, FakeTransport]:
+    """Our userauth server started on conch's FakeTransport for FACTORY's portal, peer 192.0.2.7."""
+    server = UserAuth()
+    server.clock = clock
+    transport = FakeTransport(factory.portal)
+    # The services GatewaySSHFactory has (conch's fake one for each).
+    transport.factory.getService = lambda transport, service: (  # type: ignore[method-assign]
+        FakeTransport.Service if service in (b"ssh-connection", b"ssh-userauth") else None)
+    transport.sessionID = b"session"
+    transport.getPeer = lambda: IPv4Address("TCP", "192.0.2.7", 40000)  # type: ignore[method-assign]
+    server.transport = transport
+    server.serviceStarted()
+    case.addCleanup(server.serviceStopped)
+    return server, transport
+
+
+def publickeyRequest(server: UserAuth, user: bytes, key: keys.Key, signed: bool) -> Any:
+    """SERVER's answer to a publickey request for USER with KEY, signed over "session" or not."""
+    blob = key.public().blob()
+    head = NS(user) + NS(b"ssh-connection") + NS(b"publickey")
+    if not signed:
+        return server.ssh_USERAUTH_REQUEST(head + b"\x00" + NS(b"ssh-ed25519") + NS(blob))
+    signedData = (NS(b"session") + bytes((userauth.MSG_USERAUTH_REQUEST,)) + head + b"\xff"
+                  + NS(b"ssh-ed25519") + NS(blob))
+    return server.ssh_USERAUTH_REQUEST(head + b"\xff" + NS(b"ssh-ed25519") + NS(blob)
+                                       + NS(key.sign(signedData)))
+
+
 class AuthTests(SynchronousTestCase):
     """conch's userauth server, our checker: publickey only, known keys only."""
 
@@ -297,27 +326,10 @@ class AuthTests(SynchronousTestCase):
         users = (UserSpec("ops1", (publicLine(self.ops1),)),)
         gateway = SSHGateway(dict, parseSSHListener("tcp:0"), Clock())
         self.factory = GatewaySSHFactory(newKey(), KeyRing(users), gateway)
-        self.server = UserAuth()
-        self.server.clock = Clock()
-        self.transport = FakeTransport(self.factory.portal)
-        # The services GatewaySSHFactory has (conch's fake one for each).
-        self.transport.factory.getService = lambda transport, service: (  # type: ignore[method-assign]
-            FakeTransport.Service if service in (b"ssh-connection", b"ssh-userauth") else None)
-        self.transport.sessionID = b"session"
-        self.transport.getPeer = lambda: IPv4Address("TCP", "192.0.2.7", 40000)  # type: ignore[method-assign]
-        self.server.transport = self.transport
-        self.server.serviceStarted()
-        self.addCleanup(self.server.serviceStopped)
+        self.server, self.transport = startUserAuth(self, self.factory, Clock())
 
     def request(self, user: bytes, key: keys.Key, signed: bool) -> Any:
-        blob = key.public().blob()
-        head = NS(user) + NS(b"ssh-connection") + NS(b"publickey")
-        if not signed:
-            return self.server.ssh_USERAUTH_REQUEST(head + b"\x00" + NS(b"ssh-ed25519") + NS(blob))
-        signedData = (NS(b"session") + bytes((userauth.MSG_USERAUTH_REQUEST,)) + head + b"\xff"
-                      + NS(b"ssh-ed25519") + NS(blob))
-        return self.server.ssh_USERAUTH_REQUEST(head + b"\xff" + NS(b"ssh-ed25519") + NS(blob)
-                                                + NS(key.sign(signedData)))
+        return publickeyRequest(self.server, user, key, signed)
 
     def test_onlyPublickeyOffered(self) -> None:
         """Asked with "none", the server offers publickey and nothing else (no password, no keyboard-interactive)."""

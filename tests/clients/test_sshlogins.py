@@ -14,15 +14,13 @@ from typing import Any
 from twisted.conch.ssh import keys, userauth
 from twisted.conch.ssh.common import NS
 from twisted.conch.ssh.transport import DISCONNECT_PROTOCOL_ERROR
-from twisted.conch.test.test_userauth import FakeTransport
 from twisted.internet import defer, protocol, reactor
-from twisted.internet.address import IPv4Address
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.clients.ssh import GatewaySSHFactory, KeyRing, Login, SSHGateway, UserAuth
+from serialgw.clients.ssh import GatewaySSHFactory, KeyRing, Login, SSHGateway
 from serialgw.clients.sshauth import MOST_USER_NAME, splitUserName
 from serialgw.clients.sshpassword import personAndLine
 from serialgw.config import passwords
@@ -30,7 +28,7 @@ from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.specs import Rights, SerialSettings, UserSpec
 from serialgw.config.sshkeys import fingerprint
 from serialgw.line.hub import Line
-from tests.clients.test_ssh import SSH_READY, Console, newKey, publicLine
+from tests.clients.test_ssh import SSH_READY, Console, newKey, publickeyRequest, publicLine, startUserAuth
 from tests.fakes import LogEvents, RecordingDevice
 from tests.realio import Accumulator, Processes, ProcessOutput, gatewayArgv, need, until
 
@@ -67,26 +65,11 @@ class Harness(SynchronousTestCase):
                  UserSpec("alice", password=passwords.make(b"hunter2", ln=4)))
         gateway = SSHGateway(dict, parseSSHListener("tcp:0"), Clock())
         self.factory = GatewaySSHFactory(newKey(), KeyRing(users), gateway, users)
-        self.server = UserAuth()
-        self.server.clock = self.clock = Clock()
-        self.transport = FakeTransport(self.factory.portal)
-        self.transport.factory.getService = lambda transport, service: (  # type: ignore[method-assign]
-            FakeTransport.Service if service in (b"ssh-connection", b"ssh-userauth") else None)
-        self.transport.sessionID = b"session"
-        self.transport.getPeer = lambda: IPv4Address("TCP", "192.0.2.7", 40000)  # type: ignore[method-assign]
-        self.server.transport = self.transport
-        self.server.serviceStarted()
-        self.addCleanup(self.server.serviceStopped)
+        self.clock = Clock()
+        self.server, self.transport = startUserAuth(self, self.factory, self.clock)
 
     def request(self, user: bytes, key: keys.Key, signed: bool) -> Any:
-        blob = key.public().blob()
-        head = NS(user) + NS(b"ssh-connection") + NS(b"publickey")
-        if not signed:
-            return self.server.ssh_USERAUTH_REQUEST(head + b"\x00" + NS(b"ssh-ed25519") + NS(blob))
-        signedData = (NS(b"session") + bytes((userauth.MSG_USERAUTH_REQUEST,)) + head + b"\xff"
-                      + NS(b"ssh-ed25519") + NS(blob))
-        return self.server.ssh_USERAUTH_REQUEST(head + b"\xff" + NS(b"ssh-ed25519") + NS(blob)
-                                                + NS(key.sign(signedData)))
+        return publickeyRequest(self.server, user, key, signed)
 
 
 class KeyLoginTests(Harness):
