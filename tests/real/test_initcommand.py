@@ -199,8 +199,9 @@ class InitCommandPtyTests(TestCase):
 
     async def test_stopWaitsForIt(self) -> None:
         """The gateway stops while it runs: it is killed, and the stop is over only once it is gone."""
-        service, line, clock = self.start("exec sleep 1000")
+        service, line, clock = self.start("printf u; exec sleep 1000")
         run = await self.running(line)
+        self.assertEqual(await self.pty.received.length(1), b"u")  # (its shell runs: a SIGTERM sent while the keeper forks it is lost)
         stopping = service.stopService()
         self.assertEqual(run.outcome, "killed: the line is let go")
         await stopping
@@ -208,14 +209,15 @@ class InitCommandPtyTests(TestCase):
 
     async def test_deviceDownKillsIt(self) -> None:
         """The device goes while it runs: it is killed, said naming the line; people type again."""
-        service, line, clock = self.start("exec sleep 1000")
+        service, line, clock = self.start("printf u; exec sleep 1000")
         run = await self.running(line)
+        self.assertEqual(await self.pty.received.length(1), b"u")  # (its shell runs: a SIGTERM sent while the keeper forks it is lost)
         self.pty.close()
         self.pty.fd = os.open(os.devnull, os.O_RDONLY)  # (what its cleanup closes now)
         await run.ended
         self.assertEqual((run.outcome, line.initRun, line.writable), ("killed: the device is down", None, True))
         self.assertEqual(self.said(), ["line t: init-command killed: the device is down (the command: "
-                                       "'exec sleep 1000')"])
+                                       "'printf u; exec sleep 1000')"])
 
     async def test_onDemand(self) -> None:
         """On demand: the client's coming opens the device and runs it, the client told; a second one is told it runs; their leaving closes the device and kills it."""
