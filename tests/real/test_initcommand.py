@@ -221,9 +221,10 @@ class InitCommandPtyTests(TestCase):
 
     async def test_onDemand(self) -> None:
         """On demand: the client's coming opens the device and runs it, the client told; a second one is told it runs; their leaving closes the device and kills it."""
-        service, line, clock = self.start("exec sleep 1000", listen="raw,notices", onDemand=True)
+        service, line, clock = self.start("printf u; exec sleep 1000", listen="raw,notices", onDemand=True)
         client = await connect(listenerPort(service))
         run = await self.running(line)
+        self.assertEqual(await self.pty.received.length(1), b"u")  # (its shell runs: a SIGTERM sent while the keeper forks it is lost)
         told = b"\r\n[serialgw: init-command started: what you type waits until it ends]\r\n"
         self.assertEqual(await client.received.length(len(told)), told)
         second = await connect(listenerPort(service))
