@@ -260,9 +260,14 @@ class EscapeMenu(EscapeCommands):
                 line.takeWrite(client)
         elif command == "o":
             waiting = client.typedWaiting
-            if client.role is not Role.WRITER:
-                # (As ^] t by a writer: said, not announced; it said nothing.)
-                client.notice("you only watch already" if client.role is Role.WATCHER else "read-only: you only watch")
+            if client.role is Role.WATCHER:
+                # (As ^] t by a writer: said, not announced; it said nothing.)  Its choice is kept: write
+                # that comes free (a health check's going, a reload making the line shared) is not its.
+                line.onlyWatch(client)
+                client.notice(f"you only watch already, and keep watching when write is free: "
+                              f"{keyName(self.key)} t takes it")
+            elif client.role is not Role.WRITER:
+                client.notice("read-only: you only watch")
             elif waiting:
                 # Done now, what it typed before (while it wrote) would be refused when the device takes input.
                 why = "an init-command runs" if line.initHoldsTyping() else "it takes no input now"
@@ -270,7 +275,7 @@ class EscapeMenu(EscapeCommands):
                               f"would not be sent if you only watched now; ask again once they have gone "
                               f"({keyName(self.key)} d leaves without them)")
             elif self._mayChangeRole():
-                line.dropWrite(client)
+                line.onlyWatch(client)
         elif command == "d" or (command == "x" and self.qemuKeys):
             client.notice("bye")
             client.disconnect()

@@ -60,7 +60,7 @@ class Line(Members):
         "mode", "maxClients", "kickOld", "banner", "logs", "settingsFollowers", "_coalescer", "textGate",
         "comings", "_coalesce", "backlogSize", "_backlog", "openString", "closeString", "_stringItems",
         "_stringCall", "_openMissed", "modemAttached", "modemIdle", "people", "_earlyTaken", "_earlyTo",
-        "waitForClient", "_blockers", "_unannounced", "_unlogged", "_refusalsTold", "rights", "idle",
+        "waitForClient", "_blockers", "_unannounced", "_watching", "_unlogged", "_refusalsTold", "rights", "idle",
     )
 
     def __init__(
@@ -160,6 +160,8 @@ class Line(Members):
         self._blockers: dict[IClient, None] = {}
         # People attached but not announced yet (see attach); sets as dicts here (64 bytes empty, not 216).
         self._unannounced: dict[IClient, None] = {}
+        # People who chose to watch (RoleChanges.onlyWatch): never handed write.
+        self._watching: dict[IClient, None] = {}
         # Clients that are not people, attached quietly: not logged (see attach).
         self._unlogged: dict[IClient, None] = {}
         # When each client was last told a break was refused (see _tellRefusal).

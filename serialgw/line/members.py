@@ -55,6 +55,7 @@ class _Line(Protocol):
     _parked: dict[Any, Any]
     _refusalsTold: dict[IClient, float]
     _unannounced: dict[IClient, None]
+    _watching: dict[IClient, None]
     _unlogged: dict[IClient, None]
     _earlyTo: Optional[IClient]
     _earlyTaken: bool
@@ -230,6 +231,7 @@ class Members(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClien
         if client in self._blockers:
             self.unblockDevice(client)
         self._refusalsTold.pop(client, None)
+        self._watching.pop(client, None)
         self.endHeldBreak(client, "left")  # (it can send no BREAK-OFF now)
         if client in self.clients:
             parked = self._parked.get(client)
@@ -253,7 +255,7 @@ class Members(PortControl, OpenCloseStrings, RoleChanges, DeviceState, SlowClien
                 self._unannounced.pop(client, None)
                 log.info("{line}: {peer} came and went without a word (not announced)", line=self.name,
                          peer=client.peer, budget=client.logBudget)
-                heir = self.mode == "exclusive" and client.role is Role.WRITER and heirOf(self.clients, place)
+                heir = self.mode == "exclusive" and client.role is Role.WRITER and heirOf(self.clients, place, self._watching)
                 if heir:
                     # Write is the first person's who came meanwhile (a
                     # health check kept a raw client, with no ^] t, watching;

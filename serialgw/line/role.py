@@ -5,7 +5,7 @@ What a client may do on its line, and who may write as that changes.
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, Container, Optional, Protocol, Sequence
 
 from serialgw.config.specs import Rights
 from serialgw.config.sshkeys import printable
@@ -30,13 +30,16 @@ class Role(Enum):
     READONLY = "read-only"
 
 
-def heirOf(clients: Sequence[Any], place: int) -> Any:
+def heirOf(clients: Sequence[Any], place: int, watching: Container[Any]) -> Any:
     """
     In exclusive mode, who writes once a writer that came and went without
     a word (a health check) has left from C{place} in C{clients}: the first
-    person watching who attached after it (only it kept them watching), or None.
+    person watching who attached after it (only it kept them watching), or
+    None.  One who chose to watch (in C{watching}: the escape menu's C{o},
+    conserver's spy mode) is passed over, as conserver's FindWrite passes
+    over a client without its want-write bit.
     """
-    return next((c for c in clients[place:] if c.person and c.role is Role.WATCHER), None)
+    return next((c for c in clients[place:] if c.person and c.role is Role.WATCHER and c not in watching), None)
 
 
 class _Line(Protocol):
@@ -51,6 +54,7 @@ class _Line(Protocol):
     device: Any
     refused: int
     _unannounced: dict[IClient, None]
+    _watching: dict[IClient, None]
 
     @property
     def writer(self: _Line) -> Optional[IClient]: ...
@@ -73,7 +77,32 @@ class RoleChanges:
     change is told to everyone on the line, or, for a connection not
     announced yet (see C{Line.attach}), only logged: the others were never
     told it is there.
+
+    A person who chose to watch (L{onlyWatch}: the escape menu's C{o},
+    conserver's C{^Ecs}) keeps watching until it takes write (L{takeWrite}):
+    neither a writer's going (L{heirOf}) nor a reload making the line
+    shared (L{setMode}) makes it write (conserver issue #107: a spy made
+    the writer again, its keys reaching a console it only meant to watch).
     """
+
+    def choseToWatch(self: _Line, client: IClient) -> bool:
+        """Whether C{client} chose to watch (L{onlyWatch}) and has not taken write since."""
+        return client in self._watching
+
+    def onlyWatch(self: _Line, client: IClient) -> bool:
+        """
+        C{client} chooses to watch (the escape menu's C{o}): a writer only
+        watches from now on (announced); a watcher stays one, its choice
+        kept.  Either keeps watching until it takes write.  Whether its role
+        changed; a read-only client's choice is nothing (it never writes).
+        """
+        if client.role is Role.READONLY:
+            return False
+        self._watching[client] = None
+        if client.role is Role.WRITER:
+            self._roleChanged(client, Role.WATCHER, "now only watches")
+            return True
+        return False
 
     def _setRole(self: _Line, client: IClient, role: Role) -> None:
         """
@@ -114,6 +143,7 @@ class RoleChanges:
         """
         if client.role is Role.READONLY:
             return False
+        self._watching.pop(client, None)
         if self.mode == "exclusive":
             for other in self.clients:
                 if other is not client and other.role is Role.WRITER and other.person and not other.departed:
@@ -127,7 +157,8 @@ class RoleChanges:
         A new mode (a reload).  Made exclusive, the line keeps one writer:
         the first person attached who writes; the other writers only watch
         from now on, as after a take-over (announced).  Made shared again,
-        everyone who watches writes (as everyone attaching then does).
+        everyone who watches writes (as everyone attaching then does), but
+        one who chose to watch (L{onlyWatch}): it keeps watching, logged.
         """
         if mode == self.mode:
             return
@@ -139,7 +170,11 @@ class RoleChanges:
             if mode == "exclusive" and client is not writer and client.role is Role.WRITER and not client.departed:
                 self.dropWrite(client)
             elif mode == "shared" and client.role is Role.WATCHER:
-                self._roleChanged(client, Role.WRITER, "writes (shared)")
+                if client in self._watching:
+                    log.info("{line}: {peer} keeps watching: it chose to (shared)", line=self.name,
+                             peer=client.peer, budget=client.logBudget)
+                else:
+                    self._roleChanged(client, Role.WRITER, "writes (shared)")
 
     def dropWrite(self: _Line, client: IClient) -> None:
         if client.role is Role.WRITER:
@@ -164,7 +199,7 @@ class RoleChanges:
             # The write it held goes where it would when such a connection
             # leaves (see Line.detach): to the first person who came since
             # (kept watching by it alone, perhaps with no ^] t; told of nobody).
-            heir = heirOf(self.clients, self.clients.index(client) + 1)
+            heir = heirOf(self.clients, self.clients.index(client) + 1, self._watching)
             if heir is not None:
                 self._roleChanged(heir, Role.WRITER, "writes")
         if client in self.controllers:
@@ -199,6 +234,7 @@ class RoleChanges:
         """
         if client.role is not Role.READONLY:
             return
+        self._watching.pop(client, None)
         client.notice(f"you write again: {why}")
         self._roleChanged(client, Role.WRITER, f"writes again: {why}", told=True)
 

@@ -165,7 +165,8 @@ class RoleFloodTests(SynchronousTestCase):
         bob, bobT = h.telnet(port=2)
         text(aliceT), text(bobT)
         bob.dataReceived(b"\x1do")
-        self.assertEqual((text(bobT), text(aliceT), bob.role), ("\r\n[serialgw: you only watch already]\r\n", "",
+        self.assertEqual((text(bobT), text(aliceT), bob.role), ("\r\n[serialgw: you only watch already, and keep watching when write is free: "
+                                                                "^] t takes it]\r\n", "",
                                                                 Role.WATCHER))
 
     def test_takeWriteFloodBounded(self) -> None:
