@@ -10,7 +10,9 @@ most L{WAITING} waiting (past them refused at once), and from one address
 s; a password longer than C{passwords.MOST_PASSWORD} bytes is refused
 unhashed.  A person with no password, and a name that is nobody's, are checked
 against a hash of nothing, as long as a real one: the time taken does not
-say who has a password.  A connection checks one password at a time.
+say who has a password.  A connection checks one password at a time; a
+check still waiting its turn when its connection goes is not run (refused,
+said why), nor counted against L{WAITING}.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ AT_ONCE = 1
 WAITING = 32
 SOURCE_BURST = 10
 SOURCE_RATE = 0.5
+
+# Why a check that waited its turn was not run.
+GONE = "the connection went while its password waited to be checked"
 
 # What a name with no password is checked against when nobody has one: as costly as a hash made, its salt
 # and digest random bytes (no password's).
@@ -118,11 +123,17 @@ class PasswordChecks:
         self.clock = clock
         self.run = run
         self.running = 0
-        self.waiting: list[tuple[Callable[[], bool], defer.Deferred[bool]]] = []
+        self.waiting: list[tuple[Callable[[], bool], defer.Deferred[bool], Callable[[], bool]]] = []
         self.sources = Buckets(SOURCE_BURST, SOURCE_RATE, MAX_SOURCES)
 
-    def check(self, source: str, hashed: passwords.PasswordHash, password: bytes) -> defer.Deferred[bool]:
-        """Whether C{password} is C{hashed}'s, checked in turn; a failure if over a bound."""
+    def check(self, source: str, hashed: passwords.PasswordHash, password: bytes,
+              wanted: Callable[[], bool] = lambda: True) -> defer.Deferred[bool]:
+        """
+        Whether C{password} is C{hashed}'s, checked in turn; a failure if
+        over a bound, or if C{wanted()} is false by its turn (its connection
+        went: a hash of ~0.1 s of a core for nobody, and a place of
+        L{WAITING} held by a client that is not there).
+        """
         if len(password) > passwords.MOST_PASSWORD:
             # (Not hashed: SHA-512-crypt's work grows with its square.  Nothing to learn from its time.)
             return defer.fail(UnauthorizedLogin(f"a password of {len(password)} bytes: at most "
@@ -132,16 +143,29 @@ class PasswordChecks:
             return defer.fail(UnauthorizedLogin(f"more password checks from {source} than {SOURCE_BURST} at once, "
                                                 f"then 1 every {1 / SOURCE_RATE:g} s"))
         if len(self.waiting) >= WAITING:
+            self._dropGone()
+        if len(self.waiting) >= WAITING:
             return defer.fail(UnauthorizedLogin(f"{WAITING} password checks waiting already"))
         self.sources.take(source, now)
         done: defer.Deferred[bool] = defer.Deferred()
-        self.waiting.append((lambda: hashed.verify(password), done))
+        self.waiting.append((lambda: hashed.verify(password), done, wanted))
         self._next()
         return done
 
+    def _dropGone(self) -> None:
+        """The waiting checks whose connections went are refused, unrun (at most L{WAITING} looked at)."""
+        gone = [entry for entry in self.waiting if not entry[2]()]
+        if gone:
+            self.waiting = [entry for entry in self.waiting if entry not in gone]
+            for _, done, _ in gone:
+                done.errback(UnauthorizedLogin(GONE))
+
     def _next(self) -> None:
         while self.running < AT_ONCE and self.waiting:
-            work, done = self.waiting.pop(0)
+            work, done, wanted = self.waiting.pop(0)
+            if not wanted():
+                done.errback(UnauthorizedLogin(GONE))
+                continue
             self.running += 1
 
             def over(result: Any, done: defer.Deferred[bool] = done) -> None:
@@ -173,7 +197,8 @@ class PasswordChecker:
         except UnauthorizedLogin as e:
             return defer.fail(e)
         hashed = self.book.of(person)
-        d = self.checks.check(credentials.source, hashed or self.book.decoyFor(person), credentials.password)
+        d = self.checks.check(credentials.source, hashed or self.book.decoyFor(person), credentials.password,
+                              credentials.wanted)
 
         def checked(right: bool) -> Any:
             if hashed is None:

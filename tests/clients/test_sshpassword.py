@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from typing import Any
 
 from twisted.conch.client.knownhosts import KnownHostsFile
@@ -201,6 +202,25 @@ class OfferedTests(SynchronousTestCase):
                          ["the connection went while its password was checked"])
         self.assertEqual((factory.gateway.people, len(server.transport.packets)), (set(), 2))
 
+    def test_waitingCheckOfAConnectionGoneNotRun(self) -> None:
+        """A password waiting behind another connection's check, its connection gone meanwhile: never hashed, refused and logged as such."""
+        users = (UserSpec("ops1", password=RIGHT),)
+        server, factory = self.server(users)
+        ran = Ran()
+        factory.passwords.checks.run = ran
+        factory.passwords.checks.check("198.51.100.1", passwords.parse(RIGHT), b"x")  # (another's, running)
+        events = LogEvents(self)
+        server.ssh_USERAUTH_REQUEST(NS(b"ops1+con1") + NS(b"ssh-connection") + NS(b"password") + b"\x00"
+                                    + NS(b"hunter2"))
+        self.assertEqual((len(ran.pending), len(factory.passwords.checks.waiting)), (1, 1))
+        server.serviceStopped()
+        ran.finish()
+        self.assertEqual((ran.pending, factory.passwords.checks.waiting), ([], []))
+        server.clock.advance(server.passwordDelay)
+        self.assertEqual([e["reason"] for e in events.at(LogLevel.warn)],
+                         ["the connection went while its password waited to be checked"])
+        self.assertEqual(factory.gateway.people, set())
+
 
 class Ran:
     """A thread stand-in: each piece of work waits until the test finishes it."""
@@ -280,6 +300,47 @@ class ChecksTests(SynchronousTestCase):
         self.assertEqual(len(self.ran.pending) + len(self.checks.waiting), sshpassword.SOURCE_BURST + 2)
 
 
+class GoneTests(SynchronousTestCase):
+    """A check waiting its turn whose connection went is not run: no hash work for a client that is not there."""
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        self.ran = Ran()
+        self.checks = PasswordChecks(self.clock, self.ran)
+        self.right = passwords.parse(RIGHT)
+
+    def test_goneWhileWaitingNotRun(self) -> None:
+        """Three checks: the second's connection goes while the first runs; its turn refuses it unrun (said why), the third runs."""
+        results: list[tuple[int, Any]] = []
+        here = [True, True, True]
+        for n in range(3):
+            d: Any = self.checks.check(f"192.0.2.{n}", self.right, b"hunter2", wanted=partial(here.__getitem__, n))
+            d.addBoth(lambda r, n=n: results.append((n, r)))
+        here[1] = False
+        self.ran.finish()
+        self.assertEqual(len(self.ran.pending), 1)
+        self.ran.finish()
+        self.assertEqual(sorted((n, r if isinstance(r, bool) else r.getErrorMessage()) for n, r in results),
+                         [(0, True), (1, "the connection went while its password waited to be checked"), (2, True)])
+        self.assertEqual((self.checks.running, self.checks.waiting, self.ran.pending), (0, [], []))
+
+    def test_goneFreeTheirPlaces(self) -> None:
+        """WAITING checks waiting whose connections all went: the next one is taken (those are refused unrun), not refused as over the bound."""
+        here = [True]
+        failures: list[Any] = []
+        self.checks.check("198.51.100.1", self.right, b"x")  # (runs: the others wait)
+        for n in range(sshpassword.WAITING):
+            self.checks.check(f"192.0.2.{n}", self.right, b"x", wanted=lambda: here[0]).addErrback(failures.append)
+        self.assertEqual(len(self.checks.waiting), sshpassword.WAITING)
+        here[0] = False
+        late: list[Any] = []
+        self.checks.check("198.51.100.2", self.right, b"hunter2").addBoth(late.append)
+        self.assertEqual((len(failures), len(self.checks.waiting)), (sshpassword.WAITING, 1))
+        self.ran.finish()
+        self.ran.finish()
+        self.assertEqual((late, self.ran.pending), ([True], []))
+
+
 class DecoyTests(SynchronousTestCase):
     """A name with no password is checked against a person's costs, so the time taken does not say who has one."""
 
@@ -301,7 +362,8 @@ class DecoyTests(SynchronousTestCase):
         checked: list[passwords.PasswordHash] = []
 
         class Checks:
-            def check(self, source: str, hashed: passwords.PasswordHash, password: bytes) -> defer.Deferred[bool]:
+            def check(self, source: str, hashed: passwords.PasswordHash, password: bytes,
+                      wanted: Any = None) -> defer.Deferred[bool]:
                 checked.append(hashed)
                 return defer.succeed(hashed.verify(password))
 
