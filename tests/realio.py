@@ -33,7 +33,8 @@ from zope.interface import directlyProvides, implementer, providedBy
 
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DEFAULT_LOCK_DIR, DeviceSpec, LineConfig, ListenerSpec
+from serialgw.config.listenerspecs import ListenerSpec
+from serialgw.config.specs import DEFAULT_LOCK_DIR, DeviceSpec, LineConfig
 from tests.fakes import CallObserver, observeLog
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -41,7 +41,8 @@ from serialgw.app.reload import (
 from serialgw.app.reloadlooks import LookingAside, readTLSFile, tlsFiles
 from serialgw.app.retuning import reopenParts, retune
 from serialgw.app.startchecks import unixDeviceProblem
-from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec
+from serialgw.config.specs import LineConfig
 
 if TYPE_CHECKING:
     from serialgw.app.service import GatewayService

@@ -26,18 +26,12 @@ from serialgw.clients.streams import regularFileThere
 from serialgw.clients.tls import ServerContextFactory, clientOptions
 from serialgw.clients.tlsfiles import MAX_PEM_FILE, TLSError, validityProblem
 from serialgw.config.baudrates import unusualBaud
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, WatchAllSpec
 from serialgw.config.passwords import parse as parseHash
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
+from serialgw.config.people import SSHSpec
 from serialgw.config.shard import ownListeners
-from serialgw.config.specs import (
-    LineConfig,
-    ListenerKind,
-    ListenerSpec,
-    SSHSpec,
-    WatchAllSpec,
-    isAbstract,
-    quote,
-)
+from serialgw.config.specs import LineConfig, isAbstract, quote
 from serialgw.devices.access import accessHint
 from serialgw.devices.errors import whyNotOpened
 from serialgw.devices.links import PTY_SLAVE_MAJORS, isMultiplexer

@@ -25,7 +25,7 @@ from serialgw.line.hub import Line
 if TYPE_CHECKING:
     from serialgw.app.lastoutput import LastOutput
     from serialgw.app.listen import ListenerOpener
-    from serialgw.config.specs import ListenerSpec
+    from serialgw.config.listenerspecs import ListenerSpec
 
 # (The namespace its events had before this module was split from service.)
 log = Logger(namespace="serialgw.app.service")

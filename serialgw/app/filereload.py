@@ -22,10 +22,12 @@ from serialgw.app.service import GatewayService
 from serialgw.app.startchecks import firstClash
 from serialgw.clients.factory import samePlace
 from serialgw.config.file import FileConfig, loadFile
+from serialgw.config.listenerspecs import ByNameSpec, WatchAllSpec
 from serialgw.config.loops import runningWatchAllLoop
 from serialgw.config.paths import placeKeys
+from serialgw.config.people import SSHSpec
 from serialgw.config.shard import Shard, ownListeners, selectLines
-from serialgw.config.specs import ByNameSpec, ConfigError, LineConfig, SSHSpec, WatchAllSpec
+from serialgw.config.specs import ConfigError, LineConfig
 from serialgw.config.where import where
 
 # (The namespace its events had before this module was split from process.)

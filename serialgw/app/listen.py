@@ -43,7 +43,8 @@ from serialgw.clients.streams import streamClient
 from serialgw.clients.tls import RefusingTLSFactory, ServerContextFactory, clientOptions, linkOnHandshake
 from serialgw.clients.tlsfiles import TLSError
 from serialgw.clients.transports import describeAddress
-from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, Protocol, describeUnix, isAbstract, quote
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol
+from serialgw.config.specs import LineConfig, describeUnix, isAbstract, quote
 from serialgw.devices.backoff import CarriedBackoff
 from serialgw.line.hub import Line, Role
 

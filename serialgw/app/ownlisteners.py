@@ -21,7 +21,9 @@ from serialgw.app.binding import StartupError, listening, removeStaleSocket
 from serialgw.app.reload import namesBrief
 from serialgw.clients.transports import describeAddress
 from serialgw.config.endpointstrings import unixServerPath
-from serialgw.config.specs import ListenerSpec, SSHSpec, isAbstract
+from serialgw.config.listenerspecs import ListenerSpec
+from serialgw.config.people import SSHSpec
+from serialgw.config.specs import isAbstract
 
 if TYPE_CHECKING:
     from serialgw.app.service import GatewayService

@@ -28,9 +28,10 @@ from serialgw.clients.ptylink import keptInPlace
 from serialgw.clients.streams import fifoPair
 from serialgw.clients.tls import ServerContextFactory, clientOptions
 from serialgw.clients.tlsfiles import TLSError
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec
 from serialgw.config.logspec import LogSpec
 from serialgw.config.paths import NOT_FOLLOWED, notFollowed
-from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, isAbstract, quote
+from serialgw.config.specs import LineConfig, isAbstract, quote
 from serialgw.devices.links import linkProblem
 
 # Line names a reload's log line lists (a [defaults] change touches every

@@ -18,7 +18,8 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorThreads
 
 from serialgw.clients.tlsfiles import TLSError, readPem
-from serialgw.config.specs import LineConfig, ListenerSpec
+from serialgw.config.listenerspecs import ListenerSpec
+from serialgw.config.specs import LineConfig
 
 if TYPE_CHECKING:
     from serialgw.app.service import GatewayService

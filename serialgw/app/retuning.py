@@ -23,7 +23,8 @@ from serialgw.app import reload as plans
 from serialgw.app.binding import StartupError
 from serialgw.app.lines import retuneLine
 from serialgw.app.reload import listenerChanges
-from serialgw.config.specs import LineConfig, ListenerSpec
+from serialgw.config.listenerspecs import ListenerSpec
+from serialgw.config.specs import LineConfig
 from serialgw.line.hub import Line
 
 if TYPE_CHECKING:

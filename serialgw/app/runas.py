@@ -19,7 +19,8 @@ from twisted.internet.address import UNIXAddress
 from twisted.logger import Logger
 
 from serialgw.clients.ptylink import PtyClient
-from serialgw.config.specs import LineConfig, ListenerKind
+from serialgw.config.listenerspecs import ListenerKind
+from serialgw.config.specs import LineConfig
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import PtyPort
 

@@ -42,7 +42,9 @@ from serialgw.clients.logwriter import drained
 from serialgw.clients.ptylink import PtyClient
 from serialgw.clients.transports import describeAddress
 from serialgw.clients.watchall import matches
-from serialgw.config.specs import LineConfig, ListenerSpec, SSHSpec, WatchAllSpec, quote
+from serialgw.config.listenerspecs import ListenerSpec, WatchAllSpec
+from serialgw.config.people import SSHSpec
+from serialgw.config.specs import LineConfig, quote
 from serialgw.config.where import Places
 from serialgw.devices.errors import DeviceError
 from serialgw.devices.ports import openPort

@@ -33,6 +33,7 @@ from serialgw.config.foreign import OPTIONS, deviceWithSettings
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.linetable import MAX_NAME, initCommandRefusal, initTimeoutRefusal, initTimeoutSeconds
 from serialgw.config.listeners import parseListener
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec
 from serialgw.config.loops import ptyLoop
 from serialgw.config.parsers import (
     SINGLE_SETTINGS,
@@ -49,20 +50,9 @@ from serialgw.config.parsers import (
     writtenNumber,
 )
 from serialgw.config.paths import absolute, absoluteDevice, absoluteListener, identity, placeKeys, whereWritten
+from serialgw.config.people import DEFAULT_HOST_KEY, Rights, SSHSpec
 from serialgw.config.sharing import dialledTwice
-from serialgw.config.specs import (
-    DEFAULT_HOST_KEY,
-    DEFAULT_LOCK_DIR,
-    DEFAULT_MAX_CLIENTS,
-    ConfigError,
-    LineConfig,
-    ListenerKind,
-    ListenerSpec,
-    Rights,
-    SerialSettings,
-    SSHSpec,
-    quote,
-)
+from serialgw.config.specs import DEFAULT_LOCK_DIR, DEFAULT_MAX_CLIENTS, ConfigError, LineConfig, SerialSettings, quote
 from serialgw.config.sshkeys import readAtStart, usersFromFile
 
 # The line with no --device, --port or --listen, --break-duration given.

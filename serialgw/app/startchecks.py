@@ -12,8 +12,9 @@ import ipaddress
 import os
 from typing import Optional, Sequence
 
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec
 from serialgw.config.optionsreach import systemdUnix
-from serialgw.config.specs import LineConfig, ListenerKind, ListenerSpec, describeUnix, isAbstract, quote, unixNameLimit
+from serialgw.config.specs import LineConfig, describeUnix, isAbstract, quote, unixNameLimit
 
 # Why a listener passes a line's write / read by (see pastRights).
 PAST_RIGHTS = ("knows no person: whoever connects there types, whatever the line's write / read say (they name the "

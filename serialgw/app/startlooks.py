@@ -20,7 +20,8 @@ from twisted.internet.interfaces import IReactorThreads
 
 from serialgw.clients.tlsfiles import MAX_PEM_FILE
 from serialgw.config.paths import openRegular
-from serialgw.config.specs import LineConfig, SSHSpec
+from serialgw.config.people import SSHSpec
+from serialgw.config.specs import LineConfig
 
 # Seconds the start waits for its look at these files, in all.
 LOOK_WAIT = 5.0

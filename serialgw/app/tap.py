@@ -34,12 +34,14 @@ from serialgw.app.singleline import (
 )
 from serialgw.config.file import loadFile
 from serialgw.config.gatewaylisteners import parseStatusListener, parseWatchAll
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec
 from serialgw.config.loops import watchAllLoop
 from serialgw.config.parsers import parseBusyPoll
 from serialgw.config.paths import absoluteListener, placeKeys
+from serialgw.config.people import DEFAULT_HOST_KEY
 from serialgw.config.placeholders import lineInOptions
 from serialgw.config.shard import ownListeners, parseShard, selectLines
-from serialgw.config.specs import DEFAULT_HOST_KEY, DEFAULT_MAX_CLIENTS, ConfigError, ListenerKind, ListenerSpec, quote
+from serialgw.config.specs import DEFAULT_MAX_CLIENTS, ConfigError, quote
 from serialgw.config.where import where
 from serialgw.logflood import limitUnhandledDeferreds
 

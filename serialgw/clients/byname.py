@@ -39,7 +39,7 @@ from serialgw.clients.factory import LineFactory
 from serialgw.clients.session import Session
 from serialgw.clients.tls import HandshakeGate, peerSubject
 from serialgw.clients.transports import SourceCounts, describeAddress, sourceOf
-from serialgw.config.specs import ListenerKind, ListenerSpec
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec
 from serialgw.line.hub import Line
 from serialgw.logflood import ListenerKey, clientLog
 

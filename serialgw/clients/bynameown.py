@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 
-from serialgw.config.specs import ListenerKind, ListenerSpec
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec
 
 
 @functools.lru_cache(maxsize=4096)

@@ -23,7 +23,7 @@ from twisted.python.failure import Failure
 
 from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.transports import peerName, sourceOf
-from serialgw.config.specs import Protocol as WireProtocol
+from serialgw.config.listenerspecs import Protocol as WireProtocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line
 from serialgw.logflood import peerLimiter

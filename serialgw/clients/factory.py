@@ -23,7 +23,7 @@ from serialgw.clients.session import PERSON_SESSIONS_PER_LINE, Session, sessions
 from serialgw.clients.telnet import TelnetClient
 from serialgw.clients.tls import HandshakeGate, caVerifier, peerSubject
 from serialgw.clients.transports import addressAllowed, admittedBy, describeAddress, peerName, sourceOf
-from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import ListenerKey, clientLog, counted

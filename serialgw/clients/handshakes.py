@@ -14,7 +14,7 @@ import itertools
 import weakref
 from typing import Any, Iterable, Optional
 
-from serialgw.config.specs import PERSON_SESSIONS
+from serialgw.config.people import PERSON_SESSIONS
 from serialgw.logflood import Peer
 
 

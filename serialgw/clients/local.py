@@ -23,8 +23,9 @@ from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.logfile import kindOf
 from serialgw.clients.logwriter import QUEUE_BOUND, FileWrites, attach, detach
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol
 from serialgw.config.paths import NOT_FOLLOWED, noFollow
-from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol, quote
+from serialgw.config.specs import quote
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
-from serialgw.config.specs import UDPSpec
+from serialgw.config.listenerspecs import UDPSpec
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import ListenerKey, clientLog

@@ -23,7 +23,7 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 
 from serialgw.clients.streams import fifoPair, streamClient
-from serialgw.config.specs import ListenerSpec
+from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.line.hub import Line
 
 log = Logger()

@@ -39,7 +39,7 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.ptytermios import PtyTermios, _setAttributes
-from serialgw.config.specs import ListenerKind, ListenerSpec, Protocol
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol
 from serialgw.devices.links import givePty, removeSymlink, replaceSymlink, restoreSymlink
 from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import readTermios, termiosConstant

@@ -20,7 +20,7 @@ from serialgw.clients.sessionend import CLOSE_GRACE, SessionEnd  # noqa: F401
 from serialgw.clients.tls import peerSubject
 from serialgw.clients.transports import cameIn, peerName
 from serialgw.config.banner import fillBanner
-from serialgw.config.specs import ListenerSpec
+from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Role
 from serialgw.logflood import Peer, clientLog

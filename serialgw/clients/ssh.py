@@ -53,7 +53,8 @@ from serialgw.clients.sshpassword import PasswordBook, PasswordChecker, Password
 from serialgw.clients.sshsession import SSHClient
 from serialgw.clients.sshtransport import ServerTransport
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
-from serialgw.config.specs import PERSON_SESSIONS, ListenerSpec, SSHSpec, UserSpec
+from serialgw.config.listenerspecs import ListenerSpec
+from serialgw.config.people import PERSON_SESSIONS, SSHSpec, UserSpec
 from serialgw.config.sshkeys import fingerprint, printableBytes
 from serialgw.line.hub import Line
 from serialgw.logflood import ListenerKey, clientLog

@@ -37,7 +37,7 @@ from zope.interface import implementer
 
 from serialgw.clients.sshfaults import conchLog, sshPeer, sshSource
 from serialgw.clients.sshpassword import PasswordTry
-from serialgw.config.specs import UserSpec
+from serialgw.config.people import UserSpec
 from serialgw.config.sshkeys import fingerprint, printable, printableBytes, readPublicKeys
 from serialgw.logflood import peerLimiter
 

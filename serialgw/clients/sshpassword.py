@@ -31,7 +31,7 @@ from zope.interface import implementer
 
 from serialgw.clients.sshlimits import MAX_SOURCES, Buckets
 from serialgw.config import passwords
-from serialgw.config.specs import UserSpec
+from serialgw.config.people import UserSpec
 from serialgw.config.sshkeys import printable
 
 # Password checks under way at once (each ~0.1 s of one core, in a thread: the gateway's own thread

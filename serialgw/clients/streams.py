@@ -21,7 +21,8 @@ from twisted.python.failure import Failure
 
 from serialgw.clients.local import openLocal
 from serialgw.clients.raw import RawClient
-from serialgw.config.specs import ListenerSpec, quote
+from serialgw.config.listenerspecs import ListenerSpec
+from serialgw.config.specs import quote
 from serialgw.line.hub import Line, Role
 
 # (The namespace its events had before this module was split from local.)

@@ -22,7 +22,7 @@ from zope.interface import implementer
 
 from serialgw.clients.tlsfiles import TLSError, caCertificates, privateCertificate, warnValidity
 from serialgw.clients.transports import peerName
-from serialgw.config.specs import TLSSpec
+from serialgw.config.listenerspecs import TLSSpec
 from serialgw.logflood import ListenerKey, clientLog
 
 # Failed handshakes, limited per listener (logflood.PeerLimiter).

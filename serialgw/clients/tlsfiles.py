@@ -21,8 +21,8 @@ from typing import Any, Optional
 from twisted.internet import ssl
 from twisted.logger import Logger
 
+from serialgw.config.listenerspecs import TLSSpec
 from serialgw.config.paths import NotRegular, openRegular
-from serialgw.config.specs import TLSSpec
 
 log = Logger()
 

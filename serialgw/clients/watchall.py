@@ -31,7 +31,8 @@ from serialgw.clients.reading import stopCalls
 from serialgw.clients.session import setUpConnection
 from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, peerName, sourceOf
-from serialgw.config.specs import DEFAULT_MAX_CLIENTS, ListenerSpec
+from serialgw.config.listenerspecs import ListenerSpec
+from serialgw.config.specs import DEFAULT_MAX_CLIENTS
 from serialgw.line.hub import Line
 from serialgw.logflood import ListenerKey, clientLog
 

@@ -24,8 +24,9 @@ from twisted.internet.endpoints import (
 )
 from twisted.internet.endpoints import _parse as endpointFields
 
+from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.config.parsers import checkPath, isDecimal
-from serialgw.config.specs import ConfigError, ListenerSpec, isAbstract, quote
+from serialgw.config.specs import ConfigError, isAbstract, quote
 
 
 def fieldsOnce(text: str, original: str) -> tuple[list[str], dict[str, str]]:

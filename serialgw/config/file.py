@@ -38,26 +38,17 @@ import attrs
 from serialgw.config.foreign import conserverName
 from serialgw.config.gatewaylisteners import parseByName, parseSSHListener, parseWatchAll
 from serialgw.config.linetable import LINE_KEYS, nameProblem, readLines
+from serialgw.config.listenerspecs import ByNameSpec, WatchAllSpec
 from serialgw.config.loops import byNameLoop, watchAllLoop
 from serialgw.config.parsers import checkPath
 from serialgw.config.passwords import BadHash
 from serialgw.config.passwords import parse as parseHash
 from serialgw.config.paths import absolute, absoluteListener, baseOf, placeKeys
+from serialgw.config.people import DEFAULT_HOST_KEY, MAX_PERSON_SESSIONS, PERSON_SESSIONS, SSHSpec, UserSpec
 from serialgw.config.placeholders import noLine
 from serialgw.config.reading import MAX_CONFIG_SIZE, readToml
 from serialgw.config.sharing import oneLineEach
-from serialgw.config.specs import (
-    DEFAULT_HOST_KEY,
-    MAX_PERSON_SESSIONS,
-    PERSON_SESSIONS,
-    ByNameSpec,
-    ConfigError,
-    LineConfig,
-    SSHSpec,
-    UserSpec,
-    WatchAllSpec,
-    quote,
-)
+from serialgw.config.specs import ConfigError, LineConfig, quote
 from serialgw.config.spelling import didYouMean
 from serialgw.config.sshkeys import KEYS_FILES, PublicKey, readPublicKeys, userOf
 from serialgw.config.where import where as _where

@@ -10,7 +10,8 @@ from __future__ import annotations
 import attrs
 
 from serialgw.config.listeners import PROTOCOL_NAMES, parseListener
-from serialgw.config.specs import ByNameSpec, ConfigError, ListenerKind, ListenerSpec, WatchAllSpec, quote
+from serialgw.config.listenerspecs import ByNameSpec, ListenerKind, ListenerSpec, WatchAllSpec
+from serialgw.config.specs import ConfigError, quote
 
 
 def parseWatchAll(texts: list[str], patterns: list[str]) -> WatchAllSpec:

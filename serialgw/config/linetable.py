@@ -30,6 +30,7 @@ from serialgw.config.parsers import (
     parseSendString,
 )
 from serialgw.config.paths import absoluteLine
+from serialgw.config.people import Rights
 from serialgw.config.placeholders import PLACED_KEYS, expandValue, hasPlaceholder, noLine
 from serialgw.config.shard import MAX_SHARDS
 from serialgw.config.specs import (
@@ -40,7 +41,6 @@ from serialgw.config.specs import (
     MAX_CLIENTS,
     ConfigError,
     LineConfig,
-    Rights,
     SerialSettings,
     quote,
 )

@@ -44,10 +44,11 @@ import attrs
 from serialgw.config.endpointstrings import isInteger, twistedReads, twistedServer
 from serialgw.config.foreign import ser2netAccepter, ser2netConf
 from serialgw.config.hostports import bindsAddress, isPort
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol
 from serialgw.config.optionsreach import checkOptionsReach
 from serialgw.config.parsers import isDecimal, parseEscape, writtenNumber
 from serialgw.config.qemuchardevs import qemuChardev
-from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, quote
+from serialgw.config.specs import ConfigError, quote
 from serialgw.config.spelling import didYouMean
 from serialgw.config.tlslisteners import tlsListener
 

@@ -20,18 +20,9 @@ from fnmatch import fnmatchcase
 from os.path import normpath
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
+from serialgw.config.listenerspecs import ByNameSpec, ListenerKind, ListenerSpec, WatchAllSpec
 from serialgw.config.shard import shardOf, shiftListener
-from serialgw.config.specs import (
-    ByNameSpec,
-    ConfigError,
-    DeviceSpec,
-    LineConfig,
-    ListenerKind,
-    ListenerSpec,
-    WatchAllSpec,
-    isAbstract,
-    quote,
-)
+from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, isAbstract, quote
 from serialgw.config.thishost import _reaches
 
 

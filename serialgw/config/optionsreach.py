@@ -9,7 +9,8 @@ I/O.
 
 from __future__ import annotations
 
-from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, quote
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol
+from serialgw.config.specs import ConfigError, quote
 
 # What a pty: client would ignore (it was ignored: raw,ro+pty: let its program
 # type), by ListenerSpec field, as the option is written.

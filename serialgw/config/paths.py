@@ -22,7 +22,8 @@ from typing import Any, Optional
 import attrs
 
 from serialgw.config.endpointstrings import unixEndpointFor
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, isAbstract
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec
+from serialgw.config.specs import DeviceSpec, LineConfig, isAbstract
 
 
 def absolute(path: str, base: str) -> str:

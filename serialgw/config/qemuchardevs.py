@@ -18,8 +18,9 @@ import attrs
 
 from serialgw.config.endpointstrings import twistedServer
 from serialgw.config.hostports import addressOf, isAddress, parseHostPort, parsePort
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol, UDPSpec
 from serialgw.config.parsers import checkPath, isDecimal
-from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, UDPSpec, quote
+from serialgw.config.specs import ConfigError, quote
 from serialgw.config.spelling import didYouMean
 
 QEMU_TCP_OPTIONS = ("server", "wait", "nowait", "nodelay", "ipv4", "ipv6", "reconnect", "telnet", "to")

@@ -25,18 +25,10 @@ from typing import Mapping, Optional, Sequence
 import attrs
 
 from serialgw.config.gatewaylisteners import optionsFirst
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, WatchAllSpec
 from serialgw.config.parsers import isDecimal
-from serialgw.config.specs import (
-    ConfigError,
-    LineConfig,
-    ListenerKind,
-    ListenerSpec,
-    SSHSpec,
-    WatchAllSpec,
-    describeUnix,
-    quote,
-    unixNameLimit,
-)
+from serialgw.config.people import SSHSpec
+from serialgw.config.specs import ConfigError, LineConfig, describeUnix, quote, unixNameLimit
 
 # More processes than any machine has cores for; a typo such as 0/20000 is
 # refused rather than starting a process that serves nothing.

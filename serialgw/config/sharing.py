@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
+from serialgw.config.listenerspecs import ListenerKind
 from serialgw.config.loops import ptyLoop
 from serialgw.config.paths import identity, placeKeys, whereWritten
 from serialgw.config.placeholders import sharedHint
-from serialgw.config.specs import ConfigError, LineConfig, ListenerKind, quote
+from serialgw.config.specs import ConfigError, LineConfig, quote
 from serialgw.config.thishost import hostAsDialled
 from serialgw.config.where import where as _where
 

@@ -1,18 +1,23 @@
 """
 Value objects for a gateway's configuration: frozen, checked when made
 (a L{ConfigError} quotes the bad value), with the limits and defaults they
-use.  The parsers that make them from text are L{serialgw.config.parsers}
-(single settings and devices), L{serialgw.config.listeners} (listener
-strings) and L{serialgw.config.file} (the TOML file); a console log's
-settings are L{serialgw.config.logspec}'s.  Nothing here does I/O.
+use: a line's (L{LineConfig}), its device's and its serial settings.  What a
+listener is, is L{serialgw.config.listenerspecs}'; who may use a line and
+the people who log in, L{serialgw.config.people}'; a console log's
+settings, L{serialgw.config.logspec}'s.  The parsers that make them from
+text are L{serialgw.config.parsers} (single settings and devices),
+L{serialgw.config.listeners} (listener strings) and L{serialgw.config.file}
+(the TOML file).  Nothing here does I/O.
 """
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import attrs
+
+from serialgw.config.listenerspecs import ListenerSpec
+from serialgw.config.people import Rights
 
 if TYPE_CHECKING:
     from serialgw.config.logspec import LogSpec
@@ -118,130 +123,6 @@ class SerialSettings:
 MAX_BAUD = 2**31 - 1
 
 
-
-class Protocol(Enum):
-    """
-    What a listener speaks on its connections.
-    """
-
-    TELNET = "telnet"
-    RAW = "raw"
-
-
-class ListenerKind(Enum):
-    """
-    How a listener reaches its clients.
-
-      - C{LISTEN}: a server endpoint; each connection is a client;
-      - C{CONNECT}: the gateway dials out and reconnects (one client);
-      - C{UDP}: datagrams to and from fixed addresses (netconsole);
-      - C{FILE}: device output appended to a file;
-      - C{PIPE}: QEMU's FIFO pair C{PATH.in} / C{PATH.out};
-      - C{STDIO}: the gateway's own terminal;
-      - C{PTY}: a pseudo-terminal for a local program (QEMU's C{pty},
-        remserial C{-l}); its termios changes become settings requests.
-    """
-
-    LISTEN = "listen"
-    CONNECT = "connect"
-    UDP = "udp"
-    FILE = "file"
-    PIPE = "pipe"
-    STDIO = "stdio"
-    PTY = "pty"
-
-
-@attrs.frozen
-class UDPSpec:
-    """
-    QEMU's C{udp:[rhost]:rport[@[srcip]:srcport]}: output goes to
-    rhost:rport from srcip:srcport; datagrams to srcport from an address in
-    C{allow} go to the device.
-    """
-
-    remoteHost: str
-    remotePort: int
-    sourceHost: str = ""
-    sourcePort: int = 0
-    allow: tuple[str, ...] = ()
-
-
-@attrs.frozen
-class TLSSpec:
-    """
-    TLS for a listener (server: C{cert}/C{key}, optionally client
-    certificates from C{ca} whose subject CN is one of C{subjects}) or a
-    dial-out (client: C{ca} to verify the server as C{hostname}).
-    """
-
-    cert: str = ""
-    key: str = ""
-    ca: str = ""
-    subjects: tuple[str, ...] = ()
-    hostname: str = ""
-    readOnlySubjects: tuple[str, ...] = ()
-    # Seconds a connection may take to finish its handshake (0: no limit);
-    # it is not a client of the line until it has.
-    handshakeTimeout: float = 10.0
-    # The files as they were when the configuration was read (device,
-    # inode, size, mtime of cert, key, ca: config.paths.stampTLS): rewritten
-    # in place, they make it another listener at a reload, opened with them.
-    stamp: tuple[Any, ...] = ()
-
-    @property
-    def caStamp(self) -> Any:
-        """The CA file as it was read (see C{stamp}), or None."""
-        return self.stamp[2] if self.stamp else None
-
-
-@attrs.frozen
-class ListenerSpec:
-    """
-    One way clients reach a line, and the protocol spoken on it.
-
-    @ivar endpoint: for C{LISTEN}, a Twisted server endpoint string (C{tcp:4444});
-        for C{CONNECT}, a Twisted client endpoint string; for C{FILE} and
-        C{PIPE}, the path.
-    @ivar text: what the user wrote, for messages.
-    @ivar wait: QEMU's C{server} without C{nowait}: do not read the device
-        until the first client is there.
-    """
-
-    endpoint: str
-    protocol: Protocol = Protocol.TELNET
-    text: str = ""
-    rfc2217: bool = True
-    kind: ListenerKind = ListenerKind.LISTEN
-    wait: bool = False
-    udp: Optional[UDPSpec] = None
-    tls: Optional[TLSSpec] = None
-    host: str = ""
-    port: int = 0
-    path: str = ""
-    # TCP_NODELAY on clients' sockets (QEMU's nodelay): off by default, so
-    # bulk output leaves in full segments (measured: 93 against 71 MiB/s).
-    nodelay: bool = False
-    # Hardening, per listener: clients may only read; source addresses
-    # allowed (CIDR; empty: any); what a client may have queued towards it,
-    # and what happens past that; idle timeout; TCP keepalive.
-    readOnly: bool = False
-    allow: tuple[str, ...] = ()
-    outbuf: int = 256 * 1024
-    policy: str = "drop"
-    idle: float = 0.0
-    keepalive: bool = False
-    # People at terminals: the escape key (None: no menu), a banner and a
-    # replay of the backlog on connect, notices in the data stream
-    # (None: for telnet clients that did not negotiate RFC 2217).
-    escape: Optional[int] = None  # the key (escape=); None: no menu (escape=off, the default)
-    banner: bool = False
-    replay: bool = False
-    notices: Optional[bool] = None
-    # QEMU's mon: form: the escape keys QEMU has mean what they mean there
-    # (h help, x disconnect, b break, the key twice sends it).
-    qemuKeys: bool = False
-
-
 REMOTE_DEVICES = ("telnet", "tcp", "unix", "rfc2217")
 # The remote devices that carry no serial settings, DTR or RTS (an rfc2217:// one does): what each is, for people.
 NO_SETTINGS = {"tcp": "raw socket", "unix": "raw socket", "telnet": "telnet console"}
@@ -286,29 +167,6 @@ class DeviceSpec:
         return self.path
 
 
-@attrs.frozen
-class WatchAllSpec:
-    """
-    One view of all consoles: listeners whose read-only clients get every
-    line's output (of the lines whose names match one of C{lines}, shell
-    patterns), each output line prefixed with the line's name.
-    """
-
-    listeners: tuple[ListenerSpec, ...]
-    lines: tuple[str, ...] = ("*",)
-
-
-@attrs.frozen
-class ByNameSpec:
-    """
-    One port for many consoles: listeners whose clients name the line they
-    want at a prompt (of the lines whose names match one of C{lines}).
-    """
-
-    listeners: tuple[ListenerSpec, ...]
-    lines: tuple[str, ...] = ("*",)
-
-
 # Where UUCP lock files go (FHS; Debian links it to /run/lock).
 DEFAULT_LOCK_DIR = "/var/lock"
 
@@ -322,83 +180,6 @@ DEFAULT_MAX_CLIENTS = 64
 # and up to its outbuf of memory; a line for more people than this is a
 # mistake (2**63 was taken).
 MAX_CLIENTS = 65536
-
-
-@attrs.frozen
-class Rights:
-    """
-    Who may type on a line (C{write}) and who may only watch (C{read}):
-    user names, C{"*"} for every user, C{"!NAME"} taking a user out of
-    that list whatever else it says (conserver's C{rw *,!bob}).  A line
-    with neither lets every user write.  Users are people known by name:
-    SSH key owners, TLS client certificates (CN).
-    """
-
-    write: Optional[tuple[str, ...]] = None
-    read: Optional[tuple[str, ...]] = None
-    # Who may disconnect others from the line (conserver's admin; the escape menu's K).
-    admin: Optional[tuple[str, ...]] = None
-
-    def isAdmin(self, user: Optional[str]) -> bool:
-        """Whether C{user} (None: a client that is no person) may disconnect others from the line."""
-        return user is not None and _names(self.admin, user)
-
-    def of(self, user: str) -> Optional[str]:
-        """C{"write"}, C{"read"}, or None: C{user} may not use the line."""
-        if self.write is None and self.read is None:
-            return "write"
-        if _names(self.write, user):
-            return "write"
-        if _names(self.read, user):
-            return "read"
-        return None
-
-
-def _names(names: Optional[tuple[str, ...]], user: str) -> bool:
-    """
-    Whether a write or read list names C{user}: by name or C{*}, and not
-    taken out (C{!user}).  A C{!NAME} entry never names a person called
-    C{!NAME} (a TLS certificate's CN is any text): it only takes NAME out.
-    """
-    if names is None:
-        return False
-    named = user in names and not user.startswith("!")
-    return (named or "*" in names) and "!" + user not in names
-
-
-@attrs.frozen
-class UserSpec:
-    """A person: a name, the OpenSSH public key lines that are theirs, and their password's hash ('': none)."""
-
-    name: str
-    keys: tuple[str, ...] = ()
-    # Each key's wire blob as read (off the gateway's thread, L{serialgw.config.sshkeys}): the key
-    # ring is made of them, reading no key again on the gateway's thread.  Empty: not read yet.
-    blobs: tuple[bytes, ...] = attrs.field(default=(), eq=False, repr=False)
-    # Their password's hash (serialgw.config.passwords: checked as read), for SSH password logins.
-    password: str = attrs.field(default="", repr=False)
-
-
-DEFAULT_HOST_KEY = "/var/lib/serialgw/ssh_host_ed25519_key"
-# SSH sessions one person may have at once, on all lines together ([ssh] sessions-per-person; at most
-# MAX_PERSON_SESSIONS): with 8 a line alone, a person with read = ["*"] on 1000 lines could hold 8000
-# (about 375 KB each: 3 GB).
-PERSON_SESSIONS = 32
-MAX_PERSON_SESSIONS = 1024
-
-
-@attrs.frozen
-class SSHSpec:
-    """The SSH listener: where, its host key (made at first start), the people who may log in."""
-
-    listener: ListenerSpec
-    hostKey: str = DEFAULT_HOST_KEY
-    users: tuple[UserSpec, ...] = ()
-    # What was wrong with the people's keys files (a file in a person's home is theirs to break):
-    # each such person has no keys from it, said at the start, at a reload and by --check.
-    problems: tuple[str, ...] = ()
-    # Sessions a person may have at once, on all lines together.
-    sessionsPerPerson: int = PERSON_SESSIONS
 
 
 @attrs.frozen

@@ -18,7 +18,8 @@ import attrs
 from twisted.conch.ssh import keys
 
 from serialgw.config.paths import NotRegular, openRegular
-from serialgw.config.specs import ConfigError, UserSpec, quote
+from serialgw.config.people import UserSpec
+from serialgw.config.specs import ConfigError, quote
 from serialgw.config.where import fileLines
 
 # Key types a public key line may start with (OpenSSH's names).

@@ -16,8 +16,9 @@ import re
 
 from serialgw.config.endpointstrings import fieldsOnce, interfaceWritten
 from serialgw.config.hostports import parsePort
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol, TLSSpec
 from serialgw.config.parsers import checkPath, isDecimal, writtenNumber
-from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, TLSSpec, quote
+from serialgw.config.specs import ConfigError, quote
 from serialgw.config.spelling import didYouMean
 
 # A TLS listener's options past its port.

@@ -16,7 +16,8 @@ from typing import Any, Callable, Optional
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
 
-from serialgw.config.specs import DEFAULT_BACKLOG, Rights, SerialSettings
+from serialgw.config.people import Rights
+from serialgw.config.specs import DEFAULT_BACKLOG, SerialSettings
 from serialgw.interfaces import IClient, IConsoleLog, IDevice, IDeviceSink
 from serialgw.line import idlestring
 from serialgw.line.coalesce import Coalescer

@@ -7,7 +7,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, Container, Optional, Protocol, Sequence
 
-from serialgw.config.specs import Rights
+from serialgw.config.people import Rights
 from serialgw.config.sshkeys import printable
 from serialgw.interfaces import IClient
 from serialgw.logflood import clientLog

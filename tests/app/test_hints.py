@@ -15,7 +15,7 @@ from twisted.internet.address import IPv4Address, UNIXAddress
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app.listen import _connectHint
-from serialgw.config.specs import Protocol
+from serialgw.config.listenerspecs import Protocol
 from tests.shortpaths import shortDirectory
 
 ODD = b"a b,c:d!e[f]{g}\"h'i\\j\n\x1b[2J\xff.sock"

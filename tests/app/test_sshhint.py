@@ -9,7 +9,7 @@ from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import TestCase
 
 from serialgw.config.gatewaylisteners import parseSSHListener
-from serialgw.config.specs import SSHSpec, UserSpec
+from serialgw.config.people import SSHSpec, UserSpec
 from tests.clients.test_ssh import newKey, publicLine
 from tests.fakes import LogEvents
 from tests.realio import ptyLine, startedPty, startGateway

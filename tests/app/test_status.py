@@ -101,7 +101,7 @@ class CollectorTests(SynchronousTestCase):
 
         from serialgw.app.status import lineStatus
         from serialgw.clients.netconsole import MAX_DATAGRAM, NetconsoleClient
-        from serialgw.config.specs import UDPSpec
+        from serialgw.config.listenerspecs import UDPSpec
 
         line = Line("vm", RecordingDevice(), clock=Clock())
         page = lambda: samples(generate_latest(metricsRegistry(Lines(line))).decode())  # noqa: E731

@@ -20,9 +20,10 @@ from serialgw.app.listen import StartupError
 from serialgw.app.process import TwistdGatewayService
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
+from serialgw.config.listenerspecs import WatchAllSpec
 from serialgw.config.logspec import LogSpec
 from serialgw.config.parsers import parseSendString
-from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings, WatchAllSpec
+from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from serialgw.line.hub import Line
 from serialgw.line.strings import LET_GO_LIMIT
 from tests.fakes import LogEvents, RecordingClient, RecordingPort, ThreadedReactorClock

@@ -16,7 +16,8 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from serialgw.app import tap
 from serialgw.app.listen import StartupError
 from serialgw.app.service import GatewayService
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings, quote
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
+from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings, quote
 from tests.config.test_check import checked
 from tests.reactors import ownReactor
 from tests.realio import PtyPair, testLockDir

@@ -19,7 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.clients.byname import ByNameFactory
 from serialgw.clients.bynameprompt import ANSWERS_MOST, LIST_MOST, NAME_MOST, PROMPT
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import Rights
+from serialgw.config.people import Rights
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice
 

@@ -25,7 +25,7 @@ from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import ListenerSpec
+from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.line.hub import Line, Role
 from tests.fakes import LogEvents, RecordingDevice
 

@@ -13,7 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import Rights
+from serialgw.config.people import Rights
 from serialgw.line.hub import Line, Role
 from tests.fakes import BoundedTransport, RecordingDevice
 

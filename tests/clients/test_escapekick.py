@@ -15,7 +15,8 @@ from serialgw.clients.escape import HELP, NAME_LIMIT
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import ConfigError, Rights
+from serialgw.config.people import Rights
+from serialgw.config.specs import ConfigError
 from serialgw.devices.device import SerialDevice
 from serialgw.line.hub import Line, Role
 from tests.clients.test_sessions import Harness, text

@@ -16,7 +16,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from serialgw.clients.netconsole import MAX_DATAGRAM, NetconsoleClient
-from serialgw.config.specs import UDPSpec
+from serialgw.config.listenerspecs import UDPSpec
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role
 from tests.fakes import RecordingDevice, observeLog

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients.netconsole import NetconsoleClient
-from serialgw.config.specs import UDPSpec
+from serialgw.config.listenerspecs import UDPSpec
 from serialgw.line.hub import Line
 from tests.clients.test_netconsole import DatagramTransport
 from tests.fakes import RecordingDevice

@@ -22,7 +22,8 @@ from serialgw.clients.factory import LineFactory, applyListenerRights
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DeviceSpec, LineConfig, Rights, SerialSettings
+from serialgw.config.people import Rights
+from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from serialgw.line.hub import Line, Role
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice
 from tests.realio import Clients, connect, connectUnix, listenerPort, ptyLine, startedPty, startGateway

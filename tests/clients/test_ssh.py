@@ -50,7 +50,8 @@ from serialgw.clients.sshsession import SSHClient
 from serialgw.clients.transports import describeAddress
 from serialgw.config.file import loadFile
 from serialgw.config.gatewaylisteners import parseSSHListener
-from serialgw.config.specs import ConfigError, Rights, SerialSettings, SSHSpec, UserSpec
+from serialgw.config.people import Rights, SSHSpec, UserSpec
+from serialgw.config.specs import ConfigError, SerialSettings
 from serialgw.config.sshkeys import fingerprint, printable, readPublicKeys, usersFromFile
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line, Role

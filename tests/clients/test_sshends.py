@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from serialgw.clients.ssh import GatewaySSHFactory, KeyRing
 from serialgw.clients.sshsession import SSHClient
 from serialgw.config.gatewaylisteners import parseSSHListener
-from serialgw.config.specs import Rights, SSHSpec, UserSpec
+from serialgw.config.people import Rights, SSHSpec, UserSpec
 from tests.clients.test_ssh import Harness, newKey, publicLine, sent
 from tests.clients.test_sshrights import LISTEN, loggedIn
 from tests.realio import Processes, need, ptyLine, startedPty, startGateway

@@ -25,7 +25,8 @@ from serialgw.clients.sshauth import MOST_USER_NAME, splitUserName
 from serialgw.clients.sshpassword import personAndLine
 from serialgw.config import passwords
 from serialgw.config.gatewaylisteners import parseSSHListener
-from serialgw.config.specs import Rights, SerialSettings, UserSpec
+from serialgw.config.people import Rights, UserSpec
+from serialgw.config.specs import SerialSettings
 from serialgw.config.sshkeys import fingerprint
 from serialgw.line.hub import Line
 from tests.clients.test_ssh import SSH_READY, Console, newKey, publickeyRequest, publicLine, startUserAuth

@@ -31,7 +31,8 @@ from serialgw.clients.sshauth import KeyRing, Login, UserAuth
 from serialgw.clients.sshpassword import PasswordBook, PasswordChecks
 from serialgw.config import passwords
 from serialgw.config.gatewaylisteners import parseSSHListener
-from serialgw.config.specs import Rights, SerialSettings, SSHSpec, UserSpec
+from serialgw.config.people import Rights, SSHSpec, UserSpec
+from serialgw.config.specs import SerialSettings
 from serialgw.line.hub import Line, Role
 from tests.clients.test_ssh import newKey, publicLine
 from tests.fakes import LogEvents, RecordingDevice

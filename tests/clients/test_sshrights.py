@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from serialgw.clients.ssh import GatewaySSHFactory, Login, Person, Realm
 from serialgw.clients.sshsession import SSHClient
 from serialgw.config.gatewaylisteners import parseSSHListener
-from serialgw.config.specs import SSHSpec, UserSpec
+from serialgw.config.people import SSHSpec, UserSpec
 from serialgw.line.hub import Role
 from tests.clients.test_ssh import SSHTransportStub, newKey, publicLine, sent
 from tests.fakes import LogEvents
@@ -108,7 +108,7 @@ class PlacesPerPersonTests(SynchronousTestCase):
     def test_readOnlyPersonCannotFillTheLine(self) -> None:
         """A person may have PERSON_SESSIONS_PER_LINE sessions on a line, a read-only one too: one more is refused, said, exit 1; a writer still gets in (a read-only person took all of max-clients and kept the writers out)."""
         from serialgw.clients.session import PERSON_SESSIONS_PER_LINE
-        from serialgw.config.specs import Rights
+        from serialgw.config.people import Rights
         from tests.clients.test_ssh import Harness
 
         h = Harness()
@@ -132,7 +132,7 @@ class SessionsPerPersonTests(SynchronousTestCase):
     """A person's SSH sessions on all lines together are bounded ([ssh] sessions-per-person, 32 by default): with 8 a line alone, a person with read = ["*"] on 1000 lines could hold 8000 (about 3 GB)."""
 
     def harness(self, lines: int) -> Any:
-        from serialgw.config.specs import Rights
+        from serialgw.config.people import Rights
         from tests.clients.test_ssh import Harness
 
         h = Harness()
@@ -151,7 +151,7 @@ class SessionsPerPersonTests(SynchronousTestCase):
 
     def test_oneMoreThanAllowedRefused(self) -> None:
         """The person's 33rd session, on a line where they have none, is refused: told, exit 1, a named log line; another person still gets in there; once one of theirs closes, they get in again."""
-        from serialgw.config.specs import PERSON_SESSIONS
+        from serialgw.config.people import PERSON_SESSIONS
 
         events = LogEvents(self)
         h = self.harness(10)

@@ -22,7 +22,7 @@ from twisted.conch.ssh.common import MP, NS
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.specs import UserSpec
+from serialgw.config.people import UserSpec
 from tests.clients import test_ssh
 from tests.fakes import LogEvents
 from tests.realio import need, writeTemp

@@ -30,7 +30,8 @@ from serialgw.clients.factory import LineFactory
 from serialgw.clients.tls import HandshakeGate, RefusingTLSFactory, ServerContextFactory, clientOptions
 from serialgw.config.listeners import parseListener
 from serialgw.config.paths import absoluteListener
-from serialgw.config.specs import DeviceSpec, LineConfig, Rights
+from serialgw.config.people import Rights
+from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.line.hub import Line, Role
 from tests.certs import Authority
 from tests.fakes import RecordingDevice
@@ -293,7 +294,7 @@ class KeyFileTests(SynchronousTestCase):
         from cryptography.hazmat.primitives import serialization
 
         from serialgw.clients.tlsfiles import TLSError, privateCertificate
-        from serialgw.config.specs import TLSSpec
+        from serialgw.config.listenerspecs import TLSSpec
 
         ca = Authority(os.path.abspath(self.mktemp()))
         cert, key = ca.issue("gateway")
@@ -312,7 +313,7 @@ class KeyFileTests(SynchronousTestCase):
     def test_keyReadableByEveryoneWarned(self) -> None:
         """A TLS key file every user may read (mode 0644, as many tools write it) is a warning naming it and its mode (an SSH host key so is refused); one its group reads (0640, Debian's ssl-cert) is not."""
         from serialgw.clients.tlsfiles import privateCertificate
-        from serialgw.config.specs import TLSSpec
+        from serialgw.config.listenerspecs import TLSSpec
 
         ca = Authority(os.path.abspath(self.mktemp()))
         cert, key = ca.issue("gateway")
@@ -327,7 +328,7 @@ class KeyFileTests(SynchronousTestCase):
     def test_wrongFilesNamed(self) -> None:
         """A key file that holds no key, a certificate file that holds no certificate, a key that is not the certificate's: each refused naming the file and what is wrong (it was OpenSSL's '[('DECODER routines', '', 'unsupported')]')."""
         from serialgw.clients.tlsfiles import TLSError, privateCertificate
-        from serialgw.config.specs import TLSSpec
+        from serialgw.config.listenerspecs import TLSSpec
 
         ca = Authority(os.path.abspath(self.mktemp()))
         cert, key = ca.issue("gateway")
@@ -670,7 +671,7 @@ class PlacesOnAllLinesTests(SynchronousTestCase):
         """A CN may have PERSON_SESSIONS (32, [tls] sessions-per-person by default) TLS sessions on all the gateway's lines together (8 a line alone let a CN with read = ["*"] on 1000 lines hold 8000): one more, on a line where it has none, is refused after its handshake, logged; once one leaves, it gets in."""
         from serialgw.clients import factory as factoryModule
         from serialgw.clients.handshakes import HandshakeTable
-        from serialgw.config.specs import PERSON_SESSIONS
+        from serialgw.config.people import PERSON_SESSIONS
         from tests.fakes import RecordingClient
 
         ca = Authority(os.path.abspath(self.mktemp()))

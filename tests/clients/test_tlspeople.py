@@ -23,7 +23,7 @@ from serialgw.clients.factory import LineFactory
 from serialgw.clients.handshakes import HandshakeTable
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import Rights
+from serialgw.config.people import Rights
 from serialgw.line.hub import Line, Role
 from tests.certs import Authority
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice, RecordingPort

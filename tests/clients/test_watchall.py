@@ -23,7 +23,8 @@ from serialgw.clients.watchall import WatchAllClient, WatchAllFactory
 from serialgw.config.file import loadFile
 from serialgw.config.gatewaylisteners import parseWatchAll
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, ListenerSpec, Protocol, quote
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
+from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, quote
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice, observeLog

@@ -10,7 +10,8 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.file import loadFile
-from serialgw.config.specs import ConfigError, Protocol
+from serialgw.config.listenerspecs import Protocol
+from serialgw.config.specs import ConfigError
 from tests.app.test_tap import parse
 from tests.realio import writeTemp
 

@@ -19,7 +19,8 @@ from twisted.web.client import Agent, readBody
 from serialgw.app import tap
 from serialgw.app.service import GatewayService
 from serialgw.config.file import MAX_CONFIG_SIZE, loadConfig
-from serialgw.config.specs import SHOWN, ConfigError, DeviceSpec, Protocol, SerialSettings, quote
+from serialgw.config.listenerspecs import Protocol
+from serialgw.config.specs import SHOWN, ConfigError, DeviceSpec, SerialSettings, quote
 from tests.fakes import observeLog
 from tests.realio import (
     Collector,

@@ -12,7 +12,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import ConfigError, Rights
+from serialgw.config.people import Rights
+from serialgw.config.specs import ConfigError
 from serialgw.line.hub import Role
 from tests.clients.test_reloadrights import TLS, CertifiedTransport, Harness, text
 from tests.realio import writeTemp

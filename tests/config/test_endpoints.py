@@ -17,7 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.config.gatewaylisteners import parseSSHListener, parseWatchAll
 from serialgw.config.hostports import bindsAddress
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import ConfigError, ListenerKind, ListenerSpec, Protocol, TLSSpec, UDPSpec, quote
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol, TLSSpec, UDPSpec
+from serialgw.config.specs import ConfigError, quote
 
 L, C = ListenerKind.LISTEN, ListenerKind.CONNECT
 RAW, TELNET = Protocol.RAW, Protocol.TELNET

@@ -12,8 +12,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.config.file import loadConfig
 from serialgw.config.foreign import ser2netConf, ser2netConnector
 from serialgw.config.listeners import parseListener
+from serialgw.config.listenerspecs import Protocol
 from serialgw.config.parsers import parseCompact
-from serialgw.config.specs import ConfigError, Protocol, SerialSettings, quote
+from serialgw.config.specs import ConfigError, SerialSettings, quote
 from tests.app.test_tap import parse
 from tests.realio import writeTemp
 

@@ -340,7 +340,7 @@ class FileTests(SynchronousTestCase):
         """A TLS cert, key or CA path that is a FIFO or /dev/zero: refused at once (a reload hung, or read until memory ran out)."""
         from serialgw.clients.tls import ServerContextFactory, clientOptions
         from serialgw.clients.tlsfiles import MAX_PEM_FILE, TLSError
-        from serialgw.config.specs import TLSSpec
+        from serialgw.config.listenerspecs import TLSSpec
 
         fifo = os.path.abspath(self.mktemp())
         os.mkfifo(fifo)

@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.clients.ssh import KeyRing
 from serialgw.config import sshkeys
 from serialgw.config.file import loadFile
-from serialgw.config.specs import SSHSpec
+from serialgw.config.people import SSHSpec
 from tests.clients.test_ssh import newKey, publicLine
 from tests.realio import writeTemp
 from tests.shortpaths import writeShort

@@ -18,8 +18,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.app import tap
 from serialgw.app.process import TwistdGatewayService
 from serialgw.config.file import loadConfig, loadFile
+from serialgw.config.listenerspecs import ListenerKind
 from serialgw.config.paths import identity
-from serialgw.config.specs import ConfigError, ListenerKind
+from serialgw.config.specs import ConfigError
 from tests.config.test_check import checked
 from tests.fakes import LogEvents
 from tests.realio import startedPty

@@ -20,7 +20,8 @@ from serialgw.app.check import checkLines
 from serialgw.clients.ssh import KeyRing
 from serialgw.config.file import loadFile
 from serialgw.config.gatewaylisteners import parseSSHListener
-from serialgw.config.specs import ConfigError, SSHSpec, UserSpec
+from serialgw.config.people import SSHSpec, UserSpec
+from serialgw.config.specs import ConfigError
 from serialgw.config.sshkeys import fingerprint
 from tests.clients.test_ssh import newKey, publicLine
 from tests.fakes import LogEvents

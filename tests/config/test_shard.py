@@ -14,6 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener
+from serialgw.config.listenerspecs import WatchAllSpec
+from serialgw.config.people import SSHSpec
 from serialgw.config.shard import (
     MAX_SHARDS,
     Shard,
@@ -24,7 +26,7 @@ from serialgw.config.shard import (
     shardOf,
     shiftListener,
 )
-from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig, SSHSpec, WatchAllSpec
+from serialgw.config.specs import ConfigError, DeviceSpec, LineConfig
 from tests.realio import REPO
 
 NAMES = ["rack4-web1", "rack4-web2", "rack4-db1", "rack4-db2", "vm100", "vm101", "vm102", "ttyS0", "ttyUSB0", "ttyUSB1"]

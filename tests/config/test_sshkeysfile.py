@@ -16,7 +16,8 @@ import sys
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients.ssh import KeyRing
-from serialgw.config.specs import ConfigError, UserSpec
+from serialgw.config.people import UserSpec
+from serialgw.config.specs import ConfigError
 from serialgw.config.sshkeys import MAX_KEYS, readKeysFile, readPublicKeys
 from tests.clients.test_ssh import newKey, publicLine
 

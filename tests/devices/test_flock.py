@@ -16,7 +16,8 @@ from typing import Any
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from serialgw.app.status import lineStatus
-from serialgw.config.specs import ListenerSpec, Protocol, SerialSettings
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
+from serialgw.config.specs import SerialSettings
 from serialgw.devices import uucplock
 from serialgw.devices.errors import DeviceError, DeviceLocked
 from serialgw.devices.ports import TtyPort

@@ -11,7 +11,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.config.file import loadConfig
-from serialgw.config.specs import ListenerSpec, Protocol
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
 from serialgw.devices.device import HIGH_WATER, LOW_WATER, SerialDevice
 from serialgw.line.hub import Line
 from tests.fakes import RecordingClient, RecordingPort

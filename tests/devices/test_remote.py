@@ -18,7 +18,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from serialgw.app.service import GatewayService
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
+from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from serialgw.devices.device import HIGH_WATER
 from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.remotelinks import ComPortLink, RawLink, TelnetLink

@@ -17,7 +17,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.app.ownlisteners import serveWatchAll
 from serialgw.app.service import GatewayService
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DeviceSpec, LineConfig, WatchAllSpec
+from serialgw.config.listenerspecs import WatchAllSpec
+from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.remotelinks import RawLink
 from serialgw.line.hub import Line

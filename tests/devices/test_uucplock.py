@@ -22,7 +22,8 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from serialgw.app.service import GatewayService
 from serialgw.app.status import lineStatus
 from serialgw.config.file import loadConfig
-from serialgw.config.specs import ConfigError, DeviceSpec, ListenerSpec, Protocol, SerialSettings
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
+from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
 from serialgw.devices import uucplock
 from serialgw.devices.errors import DeviceError, DeviceLocked
 from serialgw.devices.ports import TtyPort, openPort

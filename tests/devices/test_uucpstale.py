@@ -22,7 +22,7 @@ from typing import Any
 from twisted.logger import formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.config.specs import ListenerSpec, Protocol
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
 from serialgw.devices import uucplock
 from tests.devices.test_uucplock import commOf, deadPid, liveHolder, writeLock
 from tests.fakes import LogEvents

@@ -19,8 +19,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app import tap
 from serialgw.config.file import loadConfig
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
 from serialgw.config.parsers import parseOnOff, parseSendString
-from serialgw.config.specs import ConfigError, ListenerSpec, Protocol
+from serialgw.config.specs import ConfigError
 from serialgw.devices.device import SerialDevice
 from serialgw.line.hub import Line, Role
 from tests.clients.test_sessions import Harness

@@ -14,7 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
+from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from serialgw.devices.ports import TtyPort
 from serialgw.line.hub import Line, Role
 from tests.clients.test_sessions import Harness

@@ -18,7 +18,7 @@ from serialgw.clients.ssh import GatewaySSHFactory, Login, Person, Realm
 from serialgw.clients.sshauth import KeyRing
 from serialgw.clients.sshsession import SSHClient
 from serialgw.config.gatewaylisteners import parseSSHListener
-from serialgw.config.specs import Rights
+from serialgw.config.people import Rights
 from serialgw.devices.device import HIGH_WATER, PIECE_COST, SerialDevice
 from serialgw.devices.sources import Sources, cutHeld, joined
 from serialgw.line.hub import Line, Role

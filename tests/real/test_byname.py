@@ -16,7 +16,7 @@ from twisted.trial.unittest import TestCase
 from serialgw.app.service import GatewayService
 from serialgw.clients.bynameprompt import NAME_MOST, PROMPT
 from serialgw.config.listeners import parseListener
-from serialgw.config.specs import ByNameSpec
+from serialgw.config.listenerspecs import ByNameSpec
 from serialgw.line.hub import Role
 from tests.fakes import LogEvents
 from tests.realio import closeClients, connect, ptyLine, startedPty, until, watchWaits
@@ -140,7 +140,7 @@ class ByNameRealTests(TestCase):
     async def test_statusPageListsIt(self) -> None:
         """The status page lists a by-name listener among the listeners of each line it gives (kind by-name, where it is bound), not of a line outside its lines nor of one with write / read it cannot give (no TLS ca=: no person); a reload's lines filter shows at once."""
         from serialgw.config.file import FileConfig
-        from serialgw.config.specs import Rights
+        from serialgw.config.people import Rights
 
         service, _, _ = self.gateway("raw+tcp:0:interface=127.0.0.1", "tcp:0:interface=127.0.0.1")
         port, other = self.port(service, 0), self.port(service, 1)

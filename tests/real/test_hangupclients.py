@@ -18,7 +18,8 @@ from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublish
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
+from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.devices.floodread import moverPids
 from serialgw.devices.links import ptyHolders
 from tests.ptyflood import FLOOD, MARKER

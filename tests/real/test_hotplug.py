@@ -18,8 +18,9 @@ from twisted.logger import Logger, capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
 from serialgw.app.status import lineStatus
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol
 from serialgw.config.logspec import LogSpec
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, Protocol
+from serialgw.config.specs import DeviceSpec, LineConfig
 from serialgw.devices.links import ptyHolders
 from serialgw.devices.uucplock import processName
 from tests.ptyflood import FLOOD, MARKER

@@ -9,7 +9,8 @@ import time
 
 from twisted.trial.unittest import TestCase
 
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
+from serialgw.config.specs import DeviceSpec, LineConfig
 from tests.realio import Clients, Collector, PtyPair, listenerPort, startGateway, testLockDir
 from tests.telnetpeer import AGREE, OFFER
 

@@ -19,7 +19,8 @@ from twisted.internet import defer
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
+from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from tests.realio import PtyPair, closeClients, connect, heldTimers, listenerPort, startGateway, testLockDir
 
 ALL = bytes(range(256))

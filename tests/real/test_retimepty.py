@@ -13,7 +13,8 @@ import tty
 
 from twisted.trial.unittest import TestCase
 
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
+from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from serialgw.wire.rfc2217 import COM_PORT_OPTION
 from serialgw.wire.telnetcodes import IAC, WILL
 from tests.realio import PtyPair, closeClients, connect, listenerPort, startGateway, testLockDir, until

@@ -9,7 +9,8 @@ import os
 
 from twisted.trial.unittest import TestCase
 
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerKind, ListenerSpec, Protocol
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol
+from serialgw.config.specs import DeviceSpec, LineConfig
 from tests.realio import listenerPort, startedPty, startGateway, testLockDir, until
 
 

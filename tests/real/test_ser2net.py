@@ -15,7 +15,8 @@ import serial
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
-from serialgw.config.specs import DeviceSpec, LineConfig, ListenerSpec, Protocol, SerialSettings
+from serialgw.config.listenerspecs import ListenerSpec, Protocol
+from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from tests.realio import closeClients, connect, listenerPort, need, startedPty, startGateway, startProcess, until
 
 ALL = bytes(range(256))

@@ -17,7 +17,7 @@ from serialgw.app import startlooks
 from serialgw.app.listen import StartupError
 from serialgw.app.service import GatewayService
 from serialgw.config.gatewaylisteners import parseSSHListener
-from serialgw.config.specs import SSHSpec
+from serialgw.config.people import SSHSpec
 from tests.certs import Authority
 from tests.real.test_logopen import LISTEN, Hung
 from tests.realio import ptyLine, startedPty, startGateway
