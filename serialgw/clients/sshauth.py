@@ -101,6 +101,39 @@ class KeyRing:
         return self.people.get(blob)
 
 
+class MalformedRequest(ValueError):
+    """A login request whose strings do not fit its packet: says which and how (L{readStrings})."""
+
+
+def readStrings(data: bytes, names: Sequence[str]) -> tuple[list[bytes], bytes]:
+    """
+    The SSH strings C{names} (uint32 length, then its bytes) at the start
+    of C{data}, and what follows them; L{MalformedRequest} naming the first
+    that is cut short or says more bytes than follow (conch's C{getNS}
+    raises on a short length and takes what is there of a long string:
+    a password saying 1 GiB with 7 bytes after it was those 7).
+    """
+    values: list[bytes] = []
+    at = 0
+    for name in names:
+        if len(data) - at < 4:
+            raise MalformedRequest(f"cut short before its {name}")
+        length = struct.unpack(">L", data[at:at + 4])[0]
+        left = len(data) - at - 4
+        if length > left:
+            raise MalformedRequest(f"its {name} says {length} bytes, {left} follow")
+        values.append(data[at + 4:at + 4 + length])
+        at += 4 + length
+    return values, data[at:]
+
+
+# Login requests a connection may make, whatever their method: a person's client sends "none", its
+# keys (each asked, then the right one signed), a keyboard-interactive prompt and a password, fewer
+# than 30.  conch counts only failed ones (attemptsBeforeDisconnect): "none", a known key asked
+# without a signature and a prompt dropped by the next request went on until the connection's
+# messages before a session (sshlimits.MESSAGES_BEFORE_SESSION) ran out.
+MOST_LOGIN_REQUESTS = 64
+
 # keyboard-interactive's one prompt (RFC 4256's SSH_MSG_USERAUTH_INFO_REQUEST; conch names 60 only as a client's).
 MSG_USERAUTH_INFO_REQUEST = 60
 PASSWORD_PROMPT = b"Password: "
@@ -193,6 +226,8 @@ class UserAuth(userauth.SSHUserAuthServer):
     # A password check of this connection under way (one at a time); the service stopped (logged in, or gone).
     checking = False
     stopped = False
+    # Login requests of this connection so far (MOST_LOGIN_REQUESTS).
+    requests = 0
 
     def serviceStarted(self) -> None:
         userauth.SSHUserAuthServer.serviceStarted(self)
@@ -208,11 +243,23 @@ class UserAuth(userauth.SSHUserAuthServer):
         self.asking = None
         userauth.SSHUserAuthServer.serviceStopped(self)
 
+    def _unreadable(self, how: str, what: str, e: MalformedRequest) -> defer.Deferred[Any]:
+        """A request of method C{what} whose data did not fit (C{e}): refused (counted), logged naming it."""
+        transport: Any = self.transport
+        reason = f"unreadable {what} request: {e}"
+        log.warn("ssh: " + how + " as {user!r} from {address} refused ({reason})",
+                 user=printableBytes(self.user or b""), address=sshPeer(transport), peer=sshSource(transport),
+                 reason=reason)
+        return defer.fail(UnauthorizedLogin(reason))
+
     def auth_password(self, packet: bytes) -> Any:
+        # (boolean: a new password follows, which is refused unread; string: the password.)
         try:
-            password = common.getNS(packet[1:])[0]
-        except Exception:
-            return defer.fail(UnauthorizedLogin("unreadable password request"))
+            if not packet:
+                raise MalformedRequest("cut short before its change flag")
+            password = readStrings(packet[1:], ("password",))[0][0]
+        except MalformedRequest as e:
+            return self._unreadable("password login", "password", e).addErrback(self._ebPassword)
         return self._passwordLogin(password, "password login")
 
     def _passwordLogin(self, password: bytes, how: str) -> defer.Deferred[Any]:
@@ -248,7 +295,11 @@ class UserAuth(userauth.SSHUserAuthServer):
     asking: Optional[defer.Deferred[Any]] = None
 
     def auth_keyboard_interactive(self, packet: bytes) -> Any:
-        # (string language tag, string submethods: neither matters.)
+        # (string language tag, string submethods: neither matters, but each is there.)
+        try:
+            readStrings(packet, ("language tag", "submethods"))
+        except MalformedRequest as e:
+            return self._unreadable("password login (keyboard-interactive)", "keyboard-interactive", e)
         if self.checking:
             return defer.fail(UnauthorizedLogin("a password of this connection is being checked already"))
         transport: Any = self.transport
@@ -284,13 +335,33 @@ class UserAuth(userauth.SSHUserAuthServer):
         # Logged in, a person gets the connection service, nothing else: with
         # ssh-userauth next they could log in again and again on one
         # connection, each person kept (never logged out) for ever.
-        service = common.getNS(packet, 2)[1]
+        # Its user, service and method names are read here, each whole or
+        # the connection cut saying which (conch's reading raised on one cut
+        # short, and took what was there of one too long); and a connection's
+        # requests are bounded (MOST_LOGIN_REQUESTS).
+        transport: Any = self.transport
+        self.requests += 1
+        problem = ""
+        try:
+            service = readStrings(packet, ("user name", "service name", "method name"))[0][1]
+        except MalformedRequest as e:
+            problem = str(e)
         if self.asking is not None:
             # A new request drops a prompt not answered (RFC 4256 3.2): its login is no more, nothing sent for it.
             asking, self.asking = self.asking, None
             asking.errback(IgnoreAuthentication())
+        if problem:
+            log.info("ssh: {address}: malformed login request ({error}): disconnected", address=sshPeer(transport),
+                     peer=sshSource(transport), error=problem)
+            transport.sendDisconnect(DISCONNECT_PROTOCOL_ERROR, b"malformed login request")
+            return None
+        if self.requests > MOST_LOGIN_REQUESTS:
+            log.info("ssh: {address}: {count} login requests without logging in (at most {most}): disconnected",
+                     address=sshPeer(transport), peer=sshSource(transport), count=self.requests,
+                     most=MOST_LOGIN_REQUESTS)
+            transport.sendDisconnect(DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, b"too many login requests")
+            return None
         if service != b"ssh-connection":
-            transport: Any = self.transport
             log.info("ssh: {address}: login for service {service!r} refused: disconnected", address=sshPeer(transport),
                      peer=sshSource(transport),
                      service=printableBytes(service, "ascii"))
