@@ -35,7 +35,7 @@ from serialgw.config.specs import LineConfig, isAbstract, quote
 from serialgw.devices.access import accessHint
 from serialgw.devices.errors import whyNotOpened
 from serialgw.devices.links import PTY_SLAVE_MAJORS, isMultiplexer
-from serialgw.devices.remote import notASocket
+from serialgw.devices.remotedial import notASocket
 from serialgw.devices.uucplock import heldNow
 
 # The most one of --check's looks at a path may take (seconds): one on a

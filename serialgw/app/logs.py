@@ -34,7 +34,7 @@ from zope.interface import implementer
 from serialgw.config.parsers import isDecimal
 from serialgw.config.specs import describeUnix
 from serialgw.devices.backoff import DialEndpoint
-from serialgw.devices.remote import notASocket
+from serialgw.devices.remotedial import notASocket
 
 # syslog priorities (RFC 5424) by twisted.logger level.
 PRIORITIES = {

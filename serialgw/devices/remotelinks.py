@@ -8,13 +8,14 @@ sends; the device decides when the link is read.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import typing
+from typing import Any, Optional
 
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from serialgw.config.specs import ConfigError, SerialSettings
+from serialgw.config.specs import ConfigError, DeviceSpec, SerialSettings
 from serialgw.devices.device import HIGH_WATER
 from serialgw.logflood import IgnoredInput, clientLog
 from serialgw.wire.qmethod import Q
@@ -51,9 +52,6 @@ from serialgw.wire.rfc2217 import (
 )
 from serialgw.wire.telnet import BINARY, BRK, DO, DONT, ECHO, IAC_B, SGA, WILL, WONT, TelnetProtocol
 
-if TYPE_CHECKING:
-    from serialgw.devices.remote import RemoteDevice
-
 log = Logger()
 # The gateway's own errors in handling what a far end says (a traceback:
 # a bug its answers reach), limited as those in handling a client's doing
@@ -62,7 +60,36 @@ log = Logger()
 farEndLog = clientLog()
 
 
-def farEnd(device: RemoteDevice) -> str:
+class LinkedDevice(typing.Protocol):
+    """
+    What a link uses of its device (L{serialgw.devices.remote.RemoteDevice}):
+    declared here, where the links are, since the device imports them (naming
+    the device back was an import cycle, hidden under TYPE_CHECKING).
+    """
+
+    name: str
+    reactor: Any
+    spec: DeviceSpec
+    settings: SerialSettings
+    modemLines: dict[str, bool]
+    modem: Optional[int]
+    sink: Any
+
+    def _linkUp(self, link: Any) -> None: ...
+    def _linkDown(self, link: Any, reason: Failure) -> None: ...
+    def _holdLink(self, why: int) -> None: ...
+    def _releaseLink(self, why: int) -> None: ...
+    def _checkWatermark(self) -> None: ...
+    def _remoteSettings(self, **changes: Any) -> None: ...
+
+
+class Named(typing.Protocol):
+    """A device with its name (L{farEnd}'s; the device's dialing part is one: L{serialgw.devices.remotedial})."""
+
+    name: str
+
+
+def farEnd(device: Named) -> str:
     """A remote device's far end, as the log limiter's peer."""
     return f"{device.name} (its far end)"
 
@@ -109,7 +136,7 @@ class RawLink(NoPortControl, Protocol):
 
     transport: Any
 
-    def __init__(self, device: RemoteDevice) -> None:
+    def __init__(self, device: LinkedDevice) -> None:
         self.device = device
 
     # Whether the far end's first bytes are still to be looked at (see dataReceived).
@@ -150,7 +177,7 @@ class TelnetLink(NoPortControl, TelnetProtocol):
 
     transport: Any
 
-    def __init__(self, device: RemoteDevice) -> None:
+    def __init__(self, device: LinkedDevice) -> None:
         TelnetProtocol.__init__(self)
         self.device = device
         # What the console sends that makes no sense (garbage: a wrong port
@@ -245,7 +272,7 @@ class ComPortLink(TelnetLink):
     truth the device reports.
     """
 
-    def __init__(self, device: RemoteDevice) -> None:
+    def __init__(self, device: LinkedDevice) -> None:
         TelnetLink.__init__(self, device)
         self.comPort = False
         self.suspended = False
