@@ -13,7 +13,7 @@ from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from serialgw.app import tap
+from serialgw.app import optiontable, tap
 from serialgw.app.listen import StartupError
 from serialgw.app.service import GatewayService
 from serialgw.config.listenerspecs import ListenerSpec, Protocol
@@ -161,17 +161,17 @@ class OptionsTests(SynchronousTestCase):
         with open(path, "w") as f:
             f.write('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n')
         values = {"break-duration": "500", "coalesce": "2,20", "dtr": "on", "rts": "on", "idle-dtr": "on", "idle-rts": "on"}
-        for name in tap.LINE_OPTIONS:
+        for name in optiontable.LINE_OPTIONS:
             e = self.assertRaises(UsageError, parse, "--config", path, f"--{name}", values.get(name, "1"))
             self.assertEqual(str(e), f"--config and --{name} do not go together: put the line in the file")
-        for name in tap.LINE_FLAGS:
+        for name in optiontable.LINE_FLAGS:
             e = self.assertRaises(UsageError, parse, "--config", path, f"--{name}")
             self.assertEqual(str(e), f"--config and --{name} do not go together: put the line in the file")
         # A new option is the line's (refused with --config) or the process's (named here).
         process = {"config", "shard", "status", "ssh", "ssh-host-key", "authorized-keys", "readonly-keys", "busy-poll",
                    "wait-for-device", "check"}
         self.assertEqual({o[0] for o in tap.Options.optParameters + tap.Options.optFlags} - process,
-                         set(tap.LINE_OPTIONS + tap.LINE_FLAGS))
+                         set(optiontable.LINE_OPTIONS + optiontable.LINE_FLAGS))
         # What is not the line's goes with it.
         options = parse("--config", path, "--wait-for-device", "--busy-poll", "0", "--status", "tcp:0")
         self.assertEqual([line.name for line in options["lines"]], ["a"])
