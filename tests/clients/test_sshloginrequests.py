@@ -22,7 +22,7 @@ from serialgw.clients import sshauth
 from serialgw.clients.ssh import GatewaySSHFactory, SSHGateway
 from serialgw.clients.sshauth import KeyRing
 from serialgw.config.gatewaylisteners import parseSSHListener
-from serialgw.config.specs import UserSpec
+from serialgw.config.people import UserSpec
 from tests.clients.test_ssh import newKey, publickeyRequest, publicLine, startUserAuth
 from tests.clients.test_sshpassword import RIGHT, Ran
 from tests.fakes import LogEvents
