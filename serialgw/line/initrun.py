@@ -23,7 +23,7 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from serialgw.line.initsession import CHILD_FDS, CONTROL, KEEPER, KILL, RELEASE, STATUS, TERM, shellEnded
+from serialgw.line.initsession import CHILD_FDS, CONTROL, KEEPER, KILL, RELEASE, SHELL_RUNS, STATUS, TERM, shellEnded
 
 SHELL = "/bin/sh"
 # What a run may write to the device, bytes: a login or a set-up is a few
@@ -77,8 +77,11 @@ class InitRun(ProcessProtocol):
         self._read = True
         # Its transport (an IProcessTransport, with the producer's methods too), once spawned.
         self.process: Any = None
-        # What the keeper said of the shell's end (initsession.STATUS), and how: ("exit", 0), ("signal", 9).
+        # What the keeper said (initsession.STATUS) and not read yet: that the shell runs (a SIGTERM to its group
+        # reaches it: before, TERM is held in _termHeld), and how it ended: ("exit", 0), ("signal", 9).
         self._statusSaid = b""
+        self.shellRuns = False
+        self._termHeld = False
         self.shellEnd: Optional[tuple[str, int]] = None
         # The command's standard output and error closed (by all that held them); the keeper told to go; its control
         # pipe gone (the keeper gone: nothing can be asked of it).
@@ -113,12 +116,10 @@ class InitRun(ProcessProtocol):
 
     def childDataReceived(self, childFD: int, data: bytes) -> None:
         if childFD == STATUS:
-            self._statusSaid = (self._statusSaid + data)[:32]
-            if self._statusSaid.endswith(b"\n") and self.shellEnd is None:
-                self.shellEnd = shellEnded(self._statusSaid)
-                self._release()
-                if self._outputsOpen and self.outcome is None:
-                    self._leftTimer = self.reactor.callLater(LEFT_WAIT, self._leftRunning)
+            self._statusSaid = (self._statusSaid + data)[:64]  # (two short lines: bounded all the same)
+            while b"\n" in self._statusSaid:
+                said, self._statusSaid = self._statusSaid.split(b"\n", 1)
+                self._keeperSaid(said)
             return
         if childFD == 2:
             kept = data[:max(0, STDERR_KEPT - len(self.stderr))]
@@ -138,6 +139,21 @@ class InitRun(ProcessProtocol):
             return
         self.written += len(data)
         self.line.initWrote(self, data)
+
+    def _keeperSaid(self, said: bytes) -> None:
+        """A line the keeper said on L{STATUS}: its shell runs (L{SHELL_RUNS}), or how it ended."""
+        if said == SHELL_RUNS and not self.shellRuns and self.shellEnd is None:
+            self.shellRuns = True
+            if self._termHeld:
+                self._termHeld = False
+                self._ask(TERM)
+            return
+        if self.shellEnd is not None:
+            return
+        self.shellEnd = shellEnded(said)
+        self._release()
+        if self._outputsOpen and self.outcome is None:
+            self._leftTimer = self.reactor.callLater(LEFT_WAIT, self._leftRunning)
 
     def childConnectionLost(self, childFD: int) -> None:
         if childFD == CONTROL:
@@ -242,6 +258,8 @@ class InitRun(ProcessProtocol):
         """
         Over now (C{why}, for people): SIGTERM, its pipes closed, SIGKILL
         after L{KILL_WAIT} s, or once its shell is gone if that is sooner.
+        The SIGTERM is asked for once the shell runs (its keeper says so):
+        one sent before would end nothing (see L{serialgw.line.initsession}).
         """
         for call in (self._timer, self._leftTimer):
             if call is not None and call.active():
@@ -251,7 +269,10 @@ class InitRun(ProcessProtocol):
             self._over(f"killed: {why}", True)
         if self._killTimer is not None or self.ended.called:
             return
-        self._ask(TERM)
+        if self.shellRuns or self.shellEnd is not None:
+            self._ask(TERM)
+        else:
+            self._termHeld = True
         # (Read again if the device was behind: the keeper's word of the shell's end comes on a pipe of its own, which
         # stays open; the command's output, closed here, is not read.)
         self.process.resumeProducing()
@@ -263,6 +284,7 @@ class InitRun(ProcessProtocol):
         if self._killTimer is not None and self._killTimer.active():
             self._killTimer.cancel()
         self._killTimer = None
+        self._termHeld = False  # (SIGKILL ends it whether or not its shell runs yet)
         self._ask(KILL)
 
     def _ask(self, request: bytes) -> None:

@@ -30,10 +30,19 @@ The control pipe (the keeper's descriptor L{CONTROL}), one byte a request:
 L{TERM} (SIGTERM to the group; the keeper takes it), L{KILL} (SIGKILL to
 the group, the keeper with it), L{RELEASE} (the keeper exits, signalling
 nothing: the run ended well, what it left running stays); end-of-file: as
-L{KILL}.  The shell's end is told on the keeper's descriptor L{STATUS}:
-its wait status in decimal and a newline (L{shellEnded} reads it), as a
-shell sees it: an exit status of 129 to 192 is a signal's (128 + its
-number), the shell's own way of saying one.
+L{KILL}.  The keeper's descriptor L{STATUS} says two lines: first
+L{SHELL_RUNS}, from the process that becomes the shell, once it has reset
+the keeper's SIGTERM trap (before its exec); then the shell's end, its
+wait status in decimal (L{shellEnded} reads it), as a shell sees it: an
+exit status of 129 to 192 is a signal's (128 + its number), the shell's
+own way of saying one.
+
+L{TERM} is asked only once L{SHELL_RUNS} is said: a SIGTERM to the group
+before the keeper has forked the shell's process, or while that process
+still carries the keeper's trap (fork to reset), ends nothing but is taken
+by the trap (seen: with the keeper made to wait 0.5 s before the fork, a
+stop right after the start lasted until the SIGKILL 2 s later).  L{KILL}
+is never held: SIGKILL ends a process in any state.
 
 The shell starts with SIGPIPE and SIGXFSZ as a program's start has them
 (their default actions), as C{subprocess} restores them: Python ignores
@@ -52,6 +61,8 @@ from typing import Optional
 CONTROL = 3
 STATUS = 4
 TERM, KILL, RELEASE = b"T", b"K", b"X"
+# What the shell's process says on STATUS (a line) once a SIGTERM to the group would reach it.
+SHELL_RUNS = b"r"
 # The child's descriptors as spawnProcess takes them ("w": the gateway writes, the child reads).
 CHILD_FDS = {0: "w", 1: "r", 2: "r", CONTROL: "w", STATUS: "r"}
 
@@ -61,7 +72,8 @@ CHILD_FDS = {0: "w", 1: "r", 2: "r", CONTROL: "w", STATUS: "r"}
 # runs the shell in the foreground, its own standard input, output and error /dev/null (what it
 # says of a shell killed, 'Terminated', went to a pipe the gateway had closed: SIGPIPE), the
 # command's kept on 5 to 7 until the shell ends; then it says how it ended, as a wait status (a
-# status past 128 is read as a signal's, the shell's own way of saying one).
+# status past 128 is read as a signal's, the shell's own way of saying one).  The shell's process
+# says 'r' on 4 once SIGTERM would end it (its trap reset, before its exec): see SHELL_RUNS.
 KEEPER_SH = """\
 trap : TERM PIPE
 exec 5<&0 6>&1 7>&2 </dev/null >/dev/null 2>&1
@@ -78,7 +90,11 @@ exec 5<&0 6>&1 7>&2 </dev/null >/dev/null 2>&1
     kill -KILL 0
 } <&3 5<&- 6>&- 7>&- &
 exec 3<&-
-"$1" -ec "$2" <&5 >&6 2>&7 4>&- 5<&- 6>&- 7>&-
+(
+    trap - TERM PIPE
+    echo r >&4
+    exec "$1" -ec "$2" <&5 >&6 2>&7 4>&- 5<&- 6>&- 7>&-
+)
 status=$?
 exec 5<&- 6>&- 7>&-
 if [ "$status" -gt 128 ] && [ "$status" -lt 193 ]; then

@@ -125,6 +125,7 @@ class InitReloadTests(SynchronousTestCase):
         config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="login-a")
         line = makeLine(config, RecordingDevice(config.settings), reactor)
         reactor.advance(0)
+        reactor.runs[0].childDataReceived(4, b"r\n")  # (its shell runs)
         line.deviceWritable(False)
         self.assertEqual(reactor.transports[0].paused, True)
         line.deviceLost(Failure(ConnectionLost("unplugged")))
@@ -212,6 +213,7 @@ class InitReloadTests(SynchronousTestCase):
         line.deviceLost(Failure(ConnectionLost("unplugged")))
         line.deviceUp()
         run, keeper = reactor.runs[1], reactor.transports[1]
+        run.childDataReceived(4, b"r\n")  # (its shell runs: a SIGTERM to the group reaches it)
         line.deviceLost(Failure(ConnectionLost("unplugged")))
         self.assertEqual(keeper.asked, [(3, b"T")])
         run.childConnectionLost(1)
@@ -223,10 +225,44 @@ class InitReloadTests(SynchronousTestCase):
         self.assertEqual((run.outcome, reactor.getDelayedCalls()), ("killed: the device is down", []))
         line.deviceUp()
         run, keeper = reactor.runs[2], reactor.transports[2]
+        run.childDataReceived(4, b"r\n")
         line.deviceLost(Failure(ConnectionLost("unplugged")))
         reactor.advance(2)  # (its shell takes no SIGTERM)
         self.assertEqual(keeper.asked, [(3, b"T"), (3, b"K")])
         run.processEnded(Failure(ProcessDone(0)))
+
+    def test_termHeldUntilTheShellRuns(self) -> None:
+        """
+        A kill before the keeper has said its shell runs (SHELL_RUNS, 'r'):
+        SIGTERM (T) is asked once it says so, not before (a SIGTERM to the
+        group then ends nothing: the shell is not forked yet, or carries the
+        keeper's trap); the SIGKILL's timer asks K whether or not it was said.
+        """
+        reactor = Processes()
+        config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="login-a")
+        line = makeLine(config, RecordingDevice(config.settings), reactor)
+        reactor.advance(0)
+        run, keeper = reactor.runs[0], reactor.transports[0]
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        self.assertEqual((run.outcome, keeper.asked), ("killed: the device is down", []))
+        run.childDataReceived(4, b"r")
+        self.assertEqual(keeper.asked, [])
+        run.childDataReceived(4, b"\n")
+        self.assertEqual(keeper.asked, [(3, b"T")])
+        run.childDataReceived(4, b"15\n")
+        run.childConnectionLost(1)
+        run.childConnectionLost(2)
+        self.assertEqual((run.shellEnd, keeper.asked), (("signal", 15), [(3, b"T"), (3, b"K")]))
+        run.processEnded(Failure(ProcessDone(0)))
+        line.deviceUp()
+        run, keeper = reactor.runs[1], reactor.transports[1]
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        reactor.advance(2)  # (the keeper never says its shell runs)
+        self.assertEqual(keeper.asked, [(3, b"K")])
+        run.childDataReceived(4, b"r\n9\n")
+        self.assertEqual((run.shellEnd, keeper.asked), (("signal", 9), [(3, b"K")]))
+        run.processEnded(Failure(ProcessDone(0)))
+        self.assertEqual(reactor.getDelayedCalls(), [])
 
     def test_statusWhileKilledNotReaped(self) -> None:
         """The status page says what is true of a run killed and not reaped yet (its SIGKILL up to KILL_WAIT s away): not running (people type), its pid still its process's, 'killed, waiting for its exit'; once reaped, no pid, 'ended'."""

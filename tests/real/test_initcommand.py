@@ -17,9 +17,11 @@ from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import TestCase
 
 from serialgw.app.status import lineStatus
+from serialgw.line import initrun
 from serialgw.line.hub import Line
 from serialgw.line.initcommand import SPIN_MOST, SPIN_WINDOW
 from serialgw.line.initrun import KILL_WAIT, LEFT_WAIT, STDERR_KEPT, STDERR_MOST, WRITE_MOST, InitRun
+from serialgw.line.initsession import KEEPER_SH
 from tests.fakes import LogEvents
 from tests.realio import (
     Collector,
@@ -206,6 +208,26 @@ class InitCommandPtyTests(TestCase):
         self.assertEqual(run.outcome, "killed: the line is let go")
         await stopping
         self.assertEqual((run.ended.called, clock.getDelayedCalls()), (True, []))
+
+    async def test_stopAsItStarts(self) -> None:
+        """
+        A run killed as it starts, before its keeper has forked the shell
+        (the keeper made to wait 0.5 s there): the shell is sent SIGTERM once
+        it runs and ends by it, the test's clock never moved.  Before, that
+        SIGTERM went to the group before the shell was in it (the keeper's
+        trap took it) and only the SIGKILL KILL_WAIT s later ended the run.
+        """
+        marker = "exec 3<&-\n"  # (the shell's fork follows)
+        self.assertIn(marker, KEEPER_SH)
+        slow = KEEPER_SH.replace(marker, marker + "sleep 0.5\n", 1)
+        self.patch(initrun, "KEEPER", initrun.KEEPER.replace(repr(KEEPER_SH), repr(slow)))
+        self.assertIn(repr(slow), initrun.KEEPER)
+        service, line, clock = self.start("exec sleep 1000")
+        run = await self.running(line)
+        run.kill("the test stops it")
+        await until(self, lambda: run.ended.called, "the run's end (the test's clock not moved)")
+        self.assertEqual((run.outcome, run.shellEnd, line.writable, clock.getDelayedCalls()),
+                         ("killed: the test stops it", ("signal", 15), True, []))
 
     async def test_deviceDownKillsIt(self) -> None:
         """The device goes while it runs: it is killed, said naming the line; people type again."""
