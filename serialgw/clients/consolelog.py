@@ -86,6 +86,7 @@ class ConsoleLog(ClientEvents, LogWrites):
         self._failure = ""
         # Whether the file ends at a line start (a line cut by a failing write does not).
         self._fileAtLineStart = True
+        self._staleLine = False
         # What a rotation last found in its way and left alone (said once).
         self._inTheWay: Optional[tuple[str, int, int, int]] = None
         # Events and marks that came inside a line of output: (stamp, text),

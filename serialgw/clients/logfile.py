@@ -53,6 +53,8 @@ class LogFile:
     _fd: int
     _key: Optional[tuple[int, int]]
     _fileAtLineStart: bool
+    # The file as opened ends inside a line that is not the output's (see _endsInsideALine).
+    _staleLine: bool
     _inTheWay: Optional[tuple[str, int, int, int]]
     _writes: FileWrites
     # The first open's outcome (see _openLater): set once the writer has tried; why it could not, or None.
@@ -126,6 +128,7 @@ class LogFile:
         self._fd, self._key, self.size = fd, key, st.st_size
         self.day = self._today()
         self._fileAtLineStart = True
+        self._staleLine = _endsInsideALine(fd, st.st_size)
 
     def _today(self) -> tuple[int, int, int]:
         return time.localtime(self.clock.seconds())[:3]
@@ -158,7 +161,7 @@ class LogFile:
         is not a regular file (the oldest kept is dropped instead of moved
         onto or into it).  Each such thing is said once.
         """
-        old, oldKey = self._fd, self._key
+        old, oldKey, stale = self._fd, self._key, self._staleLine
         path = self.spec.path
         try:
             here = os.lstat(path)
@@ -188,7 +191,7 @@ class LogFile:
         try:
             self._open()
         except OSError as e:
-            self._fd, self._key, self.size, self.day = old, oldKey, 0, self._today()
+            self._fd, self._key, self.size, self.day, self._staleLine = old, oldKey, 0, self._today(), stale
             if self.spec.maxSize and os.fstat(old).st_nlink == 0:
                 # The file in hand is removed (its directory too): nobody
                 # can read it, and it grew past log-max-size for good,
@@ -231,6 +234,28 @@ class LogFile:
         self._writes.tell(log.error, "{line}: " + message, line=self.line.name, path=self.spec.path, name=name, kind=kindOf(st.st_mode),
                   **fields)
 
+
+
+def _endsInsideALine(fd: int, size: int) -> bool:
+    """
+    Whether the file C{fd} (opened to append, write only) ends inside a
+    line: its last byte no newline, as a log a reload moved to another
+    path and back leaves it, or a run cut off.  Read through
+    /proc/self/fd (the same file); one that cannot be read so is taken as
+    ending a line, as every file was.
+    """
+    if not size:
+        return False
+    try:
+        seen = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    try:
+        return os.pread(seen, 1, size - 1) not in (b"\n", b"")
+    except OSError:
+        return False
+    finally:
+        os.close(seen)
 
 
 def awaitOpens(files: list[Any]) -> Optional[tuple[Any, OSError]]:

@@ -54,6 +54,7 @@ class LogWrites(LogFile):
             if other._fd >= 0 and other._isBeingWritten(mine):
                 # (An empty file, copytruncate's, starts a line whatever the other thought.)
                 self._fileAtLineStart = other._fileAtLineStart or not self.size
+                self._staleLine = False  # (its line is the output's, going on)
 
     def _stamp(self) -> bytes:
         return time.strftime(self.spec.format, time.localtime(self.clock.seconds())).encode()
@@ -107,6 +108,13 @@ class LogWrites(LogFile):
             if (self.spec.maxSize and self.size + len(data) > self.spec.maxSize and self.size) or (
                 self.spec.daily and self._newDay()
             ):
+                if midLine and not self._fileAtLineStart and data.startswith(b"\n"):
+                    # The newline ends the file's last line: it is that
+                    # file's (the new one's dropped it, and the old one
+                    # ended unended: its last line and the next file's
+                    # first ran together when read in turn).
+                    self._writeAll(b"\n")
+                    data, midLine, self._fileAtLineStart = data[1:], False, True
                 self.rotate()
             # (A failure during which no output came lost nothing: no gap.)
             gap = self._failing and (self.lost > 0 or self._typedLost > 0)
@@ -120,6 +128,11 @@ class LogWrites(LogFile):
                 # with one: stamped, no empty line before it (a file began
                 # with output unstamped, or with an empty line).
                 data = data[1:] if data.startswith(b"\n") else self._stamp() + data
+            if self._staleLine:
+                # The file ends inside a line someone else left (an earlier
+                # run, this line's log before a reload moved it elsewhere):
+                # ended first, so that no line runs into another.
+                marker = b"\n" + marker
             data = marker + data
             while written < len(data):  # a short write (the disk filling up) is followed by the rest, or its error
                 n = self._osWrite(self._fd, data[written:])
@@ -129,6 +142,7 @@ class LogWrites(LogFile):
             self.lost += len(data) - max(written, len(marker))
             if written:
                 self._fileAtLineStart = data[written - 1] == 0x0A
+                self._staleLine = False
             if not self._failing:
                 self._failing = True
                 self._failure = e.strerror or str(e)
@@ -138,12 +152,20 @@ class LogWrites(LogFile):
             return
         if data:
             self._fileAtLineStart = data.endswith(b"\n")
+            self._staleLine = False
         if self._failing:
             self._failing = False
             typed = f" (and {self._typedLost} bytes typed)" if self._typedLost else ""
             self._writes.tell(log.info, "{line}: log {path} written again; {lost} bytes were not logged{typed}",
                               line=self.line.name, path=self.spec.path, lost=self.lost, typed=typed)
             self.lost = self._typedLost = 0
+
+    def _writeAll(self, data: bytes) -> None:
+        """C{data} written whole to the file (or an OSError)."""
+        while data:
+            n = self._osWrite(self._fd, data)
+            self.size += n
+            data = data[n:]
 
     def _osWrite(self, fd: int, data: bytes) -> int:
         """C{os.write} (a test's slow disk replaces it)."""
@@ -170,7 +192,7 @@ class LogWrites(LogFile):
         if self._isBeingWritten(os.fstat(old)) and self.size:
             # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped
             # (emptied meanwhile, by logrotate's copytruncate: its next line starts the file, stamped).
-            self._fileAtLineStart = atLineStart
+            self._fileAtLineStart, self._staleLine = atLineStart, False
         release(old, oldKey)
         return 1
 

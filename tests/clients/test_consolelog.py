@@ -91,7 +91,7 @@ class ConsoleLogTests(SynchronousTestCase):
         self.assertEqual(self.read(), b"16 08:00 tuesday\n")
 
     def test_rotatedMidLineNewFileStartsStamped(self) -> None:
-        """A rotation inside a line of output (one long line, no newline): the new file starts with a stamp, and an event there with no empty line before it."""
+        """A rotation inside a line of output (one long line, no newline): the new file starts with a stamp, and an event there with no empty line before it (the line break before it ends the old file's line)."""
         log = ConsoleLog(self.line, LogSpec(self.path, format="%H:%M:%S ", maxSize=30, daily=False, keep=3), self.clock)
         self.line.deviceDataReceived(b"login: ")
         self.clock.advance(1)
@@ -100,7 +100,36 @@ class ConsoleLogTests(SynchronousTestCase):
         self.line.recordEvent("BREAK")
         log.close()
         self.assertEqual([self.read(self.path + ".2"), self.read(self.path + ".1"), self.read()],
-                         [b"08:00:00 login: ", b"08:00:01 " + b"x" * 40, b"08:00:02 [serialgw: BREAK] (inside a line of output: it goes on below)\n"])
+                         [b"08:00:00 login: ", b"08:00:01 " + b"x" * 40 + b"\n", b"08:00:02 [serialgw: BREAK] (inside a line of output: it goes on below)\n"])
+
+    def test_rotatedBeforeANewlineTheOldFileKeepsIt(self) -> None:
+        """A rotation due where the output goes on with the newline ending the file's line: that newline ends the old file (it was dropped, the old file's last line left unended)."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%H:%M:%S ", maxSize=30, daily=False, keep=3), self.clock)
+        self.line.deviceDataReceived(b"x" * 20)
+        self.clock.advance(1)
+        self.line.deviceDataReceived(b"\nyy\n")
+        log.close()
+        self.assertEqual([self.read(self.path + ".1"), self.read()], [b"08:00:00 " + b"x" * 20 + b"\n", b"08:00:01 yy\n"])
+
+    def test_fileEndingInsideALineIsEndedFirst(self) -> None:
+        """A log opened on a file that ends inside a line (left by a run cut off, or by this line's log before a reload moved it away and back) ends that line before it writes: no line of the output runs into it."""
+        with open(self.path, "wb") as f:
+            f.write(b"07:59:59 left by another\n07:59:59 cut off here")
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%H:%M:%S "), self.clock)
+        self.line.deviceDataReceived(b"one\ntw")
+        self.line.deviceDataReceived(b"o\n")
+        log.close()
+        other = self.mktemp()
+        with open(other, "wb") as f:
+            f.write(b"07:59:59 cut off here")
+        log = ConsoleLog(self.line, LogSpec(other, format="%H:%M:%S "), self.clock)
+        self.line.deviceDataReceived(b"three")
+        log.close()
+        log = ConsoleLog(self.line, LogSpec(other, format="%H:%M:%S "), self.clock)
+        self.line.deviceDataReceived(b" and more\n")
+        log.close()
+        self.assertEqual(self.read(), b"07:59:59 left by another\n07:59:59 cut off here\n08:00:00 one\n08:00:00 two\n")
+        self.assertEqual(self.read(other), b"07:59:59 cut off here\n08:00:00 three\n08:00:00  and more\n")
 
     def test_clockSteppedBackNoRotation(self) -> None:
         """The clock stepped back over midnight (NTP): no rotation then, nor a second one at that midnight again; stepped back days (a clock far ahead set right), the next midnight rotates."""

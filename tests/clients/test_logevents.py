@@ -180,7 +180,7 @@ class LogEventTests(_LogCase):
         self.assertEqual(self.read(), b"08:00:00 root\r\n")
 
     def test_cutEventStartsTheNewFile(self) -> None:
-        """A held event cutting a line past log-max-size: the new file starts with the event's line, no empty line."""
+        """A held event cutting a line past log-max-size: the new file starts with the event's line, no empty line; the cut's line break ends the old file."""
         log = self.log(format="", maxSize=80, daily=False, keep=1)
         self.line.deviceDataReceived(b"x" * 15)  # + the cut's 67 bytes: past 80
         self.line.recordEvent("device up")
@@ -188,7 +188,7 @@ class LogEventTests(_LogCase):
         self.line.deviceDataReceived(b"yy\n")
         log.close()
         with open(self.path + ".1", "rb") as f:
-            self.assertEqual(f.read(), b"x" * 15)
+            self.assertEqual(f.read(), b"x" * 15 + b"\n")
         self.assertEqual(self.read(), b"[serialgw: device up]" + CUT + b"\nyy\n")
 
     def test_diskFullCountsHeldLines(self) -> None:
