@@ -7,6 +7,7 @@ loaded with it are checked against what that layer may use.
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import os
 import subprocess
@@ -206,6 +207,87 @@ class ImportDirectionTests(SynchronousTestCase):
                     "def f():\n    import serialgw.clients.raw\n    from ..clients import session\n")
         self.assertEqual(writtenImports(path, "serialgw.devices.probe"),
                          [(3, "serialgw.app.service"), (5, "serialgw.clients.raw"), (6, "serialgw.clients.session")])
+
+def typeCheckingStubs() -> dict[tuple[str, str], list[ast.FunctionDef]]:
+    """
+    The methods a class of serialgw declares in an C{if TYPE_CHECKING:} block
+    of its body (a part of a class made of parts, naming what the other parts
+    define), by (module, class).
+    """
+    stubs: dict[tuple[str, str], list[ast.FunctionDef]] = {}
+    for root, _, files in os.walk(os.path.join(REPO, "serialgw")):
+        for f in sorted(files):
+            if f.endswith(".py"):
+                path = os.path.join(root, f)
+                name = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".").removesuffix(".__init__")
+                with open(path) as source:
+                    tree = ast.parse(source.read(), path)
+                for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+                    for block in cls.body:
+                        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING":
+                            stubs.setdefault((name, cls.name), []).extend(
+                                node for node in block.body if isinstance(node, ast.FunctionDef))
+    return stubs
+
+
+def subclasses(cls: type) -> set[type]:
+    """Every class made with C{cls} among its bases, at any depth."""
+    found: set[type] = set(cls.__subclasses__())
+    for sub in list(found):
+        found |= subclasses(sub)
+    return found
+
+
+class PartStubTests(SynchronousTestCase):
+    """
+    A class made of parts (SerialDevice of DeviceControls, LossAndReturn,
+    RestAndWake, ...; RemoteDevice of DialAndLink; TelnetProtocol of
+    TelnetOptions) has each part declare what it uses of the others under
+    TYPE_CHECKING: for mypy alone, since at run time a stub in a part would
+    come before the real method in the class's MRO and shadow it, and the
+    part cannot name the class it is part of (the class imports its parts:
+    a cycle).  So nothing but this test holds a stub to the method it stands for.
+    """
+
+    def test_stubsStandForRealMethods(self) -> None:
+        """
+        Each method a part declares under TYPE_CHECKING is, in every class made
+        with that part (devices, wire and clients imported), a method another
+        class defines, with the stub's parameters (a property for a property).
+        """
+        import importlib
+
+        for package in ("devices", "wire", "clients"):
+            for name in modules(package):
+                importlib.import_module(name)
+        wrong = []
+        stubs = typeCheckingStubs()
+        self.assertIn(("serialgw.devices.controls", "DeviceControls"), stubs)
+        for (moduleName, className), declared in sorted(stubs.items()):
+            part = getattr(importlib.import_module(moduleName), className)
+            made = subclasses(part)
+            if not made:
+                wrong.append(f"{moduleName}.{className}: no class is made with it")
+            for cls in sorted(made, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
+                for stub in declared:
+                    where = f"{moduleName}.{className}.{stub.name} in {cls.__module__}.{cls.__qualname__}"
+                    real = inspect.getattr_static(cls, stub.name, None)
+                    owner = next((c for c in cls.__mro__ if stub.name in vars(c)), None)
+                    isProperty = any(ast.unparse(d) == "property" for d in stub.decorator_list)
+                    if real is None or owner is part:
+                        wrong.append(f"{where}: not defined")
+                    elif isProperty != isinstance(real, property):
+                        wrong.append(f"{where}: {'not ' if isProperty else ''}a property")
+                    elif not isProperty:
+                        stubParameters = [a.arg for a in stub.args.posonlyargs + stub.args.args + stub.args.kwonlyargs]
+                        stubParameters += [f"*{stub.args.vararg.arg}"] if stub.args.vararg else []
+                        stubParameters += [f"**{stub.args.kwarg.arg}"] if stub.args.kwarg else []
+                        realParameters = [("*" if p.kind is p.VAR_POSITIONAL else "**" if p.kind is p.VAR_KEYWORD
+                                           else "") + p.name for p in inspect.signature(real).parameters.values()]
+                        if stubParameters != realParameters:
+                            wrong.append(f"{where}: {stubParameters} stands for {realParameters}")
+        self.assertEqual(wrong, [])
+
 
 # pyserial importers outside devices today, each to go (issue 14).
 KNOWN_PYSERIAL: list[str] = []

@@ -77,7 +77,8 @@ class LossAndReturn:
     _nextSettings: Optional[SerialSettings]
 
     if TYPE_CHECKING:
-        # (The device's other parts': only declared here, never shadowing them.)
+        # (The device's other parts': declared for mypy alone, as a stub at run time would shadow the real one in
+        # SerialDevice's MRO, and naming SerialDevice would be an import cycle; tests.test_layers.PartStubTests.)
         @property
         def usable(self) -> bool: ...
         def start(self) -> None: ...

@@ -50,7 +50,8 @@ class RestAndWake:
     resting = False
 
     if TYPE_CHECKING:
-        # (The device's other parts': only declared here, never shadowing them.)
+        # (The device's other parts': declared for mypy alone, as a stub at run time would shadow the real one in
+        # SerialDevice's MRO, and naming SerialDevice would be an import cycle; tests.test_layers.PartStubTests.)
         def _movedBeforeLoss(self) -> bool: ...
         def _settleSettings(self) -> None: ...
         def _shutdownPort(self) -> None: ...

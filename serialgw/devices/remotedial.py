@@ -78,7 +78,8 @@ class DialAndLink:
     _linkFull: bool
 
     if TYPE_CHECKING:
-        # (The device's line side's: only declared here, never shadowing it.)
+        # (The device's line side's: declared for mypy alone, as a stub at run time would shadow the real one in
+        # RemoteDevice's MRO, and naming RemoteDevice would be an import cycle; tests.test_layers.PartStubTests.)
         def _typedLost(self) -> int: ...
         def _checkWatermark(self) -> None: ...
 

@@ -35,7 +35,8 @@ class TelnetOptions(TelnetOutput):
     _changes: dict[tuple[int, bool], int]
 
     if TYPE_CHECKING:
-
+        # (TelnetProtocol's hook: declared for mypy alone, as a stub at run time would shadow it in the MRO, and
+        # naming TelnetProtocol would be an import cycle; tests.test_layers.PartStubTests.)
         def telnetIgnored(self, kind: str) -> None: ...
 
     # Hooks
