@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()
 
+# The most bytes of line names a refused session lists (as [by-name]'s list: one who may use 1000
+# lines was sent all their names, up to 130 KB, each time): the rest counted.
+LIST_MOST = 4096
+
 
 # The session: a client of a line
 
@@ -385,8 +389,20 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             log.info("ssh: {peer} asked for {name!r}: not a line they may use", peer=self.peer,
                      name=printable(name), budget=self.logBudget)
             mine = self.gateway.linesFor(self.login.user)
-            text = f"serialgw: {printable(name)!r} is not a line you may use; your lines:{newline}"
-            text += "".join(f"{n}{newline}" for n in mine)
+            text = f"serialgw: {printable(name)!r} is not a line you may use; "
+            if not mine:
+                text += f"you may use none{newline}"
+            else:
+                text += f"your lines:{newline}"
+                listed = shown = 0
+                for n in mine:
+                    if shown and listed + len(n) + len(newline) > LIST_MOST:
+                        break
+                    text += f"{n}{newline}"
+                    listed += len(n) + len(newline)
+                    shown += 1
+                if shown < len(mine):
+                    text += f"and {len(mine) - shown} more{newline}"
             self.clock.callLater(0, self._refuse, text)
             return True
         if line.full() and not line.kickOld:

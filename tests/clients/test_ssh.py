@@ -46,7 +46,7 @@ from serialgw.clients.ssh import (
     loadHostKey,
     makeFactory,
 )
-from serialgw.clients.sshsession import SSHClient
+from serialgw.clients.sshsession import LIST_MOST, SSHClient
 from serialgw.clients.transports import describeAddress
 from serialgw.config.file import loadFile
 from serialgw.config.gatewaylisteners import parseSSHListener
@@ -684,6 +684,26 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(conn.requests[channel], [(b"exit-status", struct.pack(">L", 1), False)])
         self.assertTrue(conn.closes[channel])
         self.assertEqual(h.lines["con2"].clients, [])
+
+    def test_noLinesSaidSo(self) -> None:
+        """A person who may use no line is told so (it said 'your lines:' and nothing after); one who may use many sees LIST_MOST bytes of names and how many more (it was sent every name, 130 KB for 1000 lines)."""
+        h = Harness()
+        channel, conn = h.channel(user="ops9", lineName="con1")
+        h.lines["con1"].applyRights(Rights(write=("ops1",)))
+        self.assertTrue(channel.requestReceived(b"shell", b""))
+        h.clock.advance(0)
+        self.assertEqual(conn.extData[channel], [(1, b"serialgw: 'con1' is not a line you may use; you may use none\n")])
+        for n in range(1000):
+            h.addLine(f"rack{n:03}-" + "x" * 120, Rights(read=("*",)))
+        channel, conn = h.channel(user="ops9", lineName="con1")
+        self.assertTrue(channel.requestReceived(b"shell", b""))
+        h.clock.advance(0)
+        [(_, said)] = conn.extData[channel]
+        head, *names, more, end = said.split(b"\n")
+        shown = LIST_MOST // 129  # (128 bytes a name, and its newline)
+        self.assertEqual((head, len(names), names[0], names[-1], more, end),
+                         (b"serialgw: 'con1' is not a line you may use; your lines:", shown, b"rack000-" + b"x" * 120,
+                          f"rack{shown - 1:03}-".encode() + b"x" * 120, f"and {1000 - shown} more".encode(), b""))
 
     def test_rightsReloaded(self) -> None:
         """New rights on a running line: a writer left only in read becomes read-only, one in neither list is disconnected."""
