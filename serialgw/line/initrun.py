@@ -17,7 +17,7 @@ import sys
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ProcessDone
+from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.internet.protocol import ProcessProtocol
 from twisted.python.failure import Failure
@@ -88,6 +88,8 @@ class InitRun(ProcessProtocol):
         self._outputsOpen = {1, 2}
         self._released = False
         self._controlGone = False
+        # SIGKILL asked of the keeper (K): its own end by SIGKILL is then no surprise.
+        self._killAsked = False
 
     def start(self) -> bool:
         """Started: whether it could be (a failure is logged, naming the line)."""
@@ -208,6 +210,33 @@ class InitRun(ProcessProtocol):
         self._leftTimer = None
         self._ask(KILL if self._killTimer is not None and self._killTimer.active() else RELEASE)
 
+    def processExited(self, reason: Failure) -> None:
+        """
+        Its keeper is reaped (its pipes may still be open: L{processEnded}
+        comes once they are closed).  Ended by a signal nobody here asked
+        for (C{kill -9} of its pid from outside, the OOM killer) before it
+        told the shell's end, its shell and what that started would run on
+        until init-timeout, nobody left to say how the shell ends: the run is
+        over now, what its session runs sent SIGKILL by the keeper's reader
+        of requests (still in the group, so the group's id, the keeper's pid,
+        is nobody else's) and its pipes closed; people type again.
+        """
+        if self._released or self._killAsked or self.shellEnd is not None or self.ended.called:
+            return
+        ended = reason.value
+        if not isinstance(ended, ProcessTerminated) or ended.signal is None:
+            return  # (it exited: one that could not start; processEnded says how)
+        for call in (self._timer, self._killTimer, self._leftTimer):
+            if call is not None and call.active():
+                call.cancel()
+        self._timer = self._killTimer = self._leftTimer = None
+        if self.outcome is None:
+            self._over(f"killed: its keeper (pid {self.pid}) was ended by signal {ended.signal}, not by "
+                       "serialgw", True)
+        self._ask(KILL)
+        self.process.resumeProducing()  # (as in kill: the pipes' end read even with the device behind)
+        self.process.loseConnection()
+
     def processEnded(self, reason: Failure) -> None:
         for call in (self._timer, self._killTimer, self._leftTimer):
             if call is not None and call.active():
@@ -267,7 +296,7 @@ class InitRun(ProcessProtocol):
         self._timer = self._leftTimer = None
         if self.outcome is None:
             self._over(f"killed: {why}", True)
-        if self._killTimer is not None or self.ended.called:
+        if self._killTimer is not None or self._killAsked or self.ended.called:
             return
         if self.shellRuns or self.shellEnd is not None:
             self._ask(TERM)
@@ -293,6 +322,7 @@ class InitRun(ProcessProtocol):
         signals its group itself: the gateway never signals a group by a pid
         that may have been reaped and given to another process.
         """
+        self._killAsked = self._killAsked or request == KILL
         if self.ended.called or self.process is None or self._controlGone:
             return
         self.process.writeToChild(CONTROL, request)

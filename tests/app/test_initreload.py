@@ -11,7 +11,7 @@ import os
 from typing import Any
 
 import attrs
-from twisted.internet.error import ConnectionLost, ProcessDone
+from twisted.internet.error import ConnectionLost, ProcessDone, ProcessTerminated
 from twisted.internet.interfaces import IReactorProcess
 from twisted.internet.task import Clock
 from twisted.logger import formatEvent
@@ -263,6 +263,46 @@ class InitReloadTests(SynchronousTestCase):
         self.assertEqual((run.shellEnd, keeper.asked), (("signal", 9), [(3, b"K")]))
         run.processEnded(Failure(ProcessDone(0)))
         self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_keeperEndedFromOutside(self) -> None:
+        """
+        Its keeper reaped, ended by SIGKILL nobody asked for, before it told
+        the shell's end: the run is over at once (people type), K asked (the
+        keeper's reader kills the rest of the session), no timer left, a
+        later kill asks nothing more.  A keeper's end by the SIGKILL asked of
+        it (K), or after it told the shell's end, is no surprise.
+        """
+        reactor = Processes()
+        config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="login-a")
+        line = makeLine(config, RecordingDevice(config.settings), reactor)
+        reactor.advance(0)
+        run, keeper = reactor.runs[0], reactor.transports[0]
+        run.childDataReceived(4, b"r\n")
+        run.processExited(Failure(ProcessTerminated(signal=9)))
+        self.assertEqual((run.outcome, line.initRun, line.writable, keeper.asked, reactor.getDelayedCalls()),
+                         ("killed: its keeper (pid 4321) was ended by signal 9, not by serialgw", None, True,
+                          [(3, b"K")], []))
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        run.kill("the stop is hurried")
+        self.assertEqual((keeper.asked, reactor.getDelayedCalls()), ([(3, b"K")], []))
+        run.processEnded(Failure(ProcessTerminated(signal=9)))
+        line.deviceUp()
+        run, keeper = reactor.runs[1], reactor.transports[1]
+        run.childDataReceived(4, b"r\n")
+        line.deviceLost(Failure(ConnectionLost("unplugged")))
+        reactor.advance(2)
+        run.processExited(Failure(ProcessTerminated(signal=9)))
+        self.assertEqual((run.outcome, keeper.asked), ("killed: the device is down", [(3, b"T"), (3, b"K")]))
+        run.processEnded(Failure(ProcessTerminated(signal=9)))
+        line.deviceUp()
+        run, keeper = reactor.runs[2], reactor.transports[2]
+        run.childDataReceived(4, b"r\n0\n")
+        run.processExited(Failure(ProcessTerminated(signal=9)))
+        self.assertEqual((run.outcome, keeper.asked), (None, []))
+        run.childConnectionLost(1)
+        run.childConnectionLost(2)
+        run.processEnded(Failure(ProcessTerminated(signal=9)))
+        self.assertEqual((run.outcome, reactor.getDelayedCalls()), ("done (exit 0, 0.0 s)", []))
 
     def test_statusWhileKilledNotReaped(self) -> None:
         """The status page says what is true of a run killed and not reaped yet (its SIGKILL up to KILL_WAIT s away): not running (people type), its pid still its process's, 'killed, waiting for its exit'; once reaped, no pid, 'ended'."""

@@ -229,6 +229,35 @@ class InitCommandPtyTests(TestCase):
         self.assertEqual((run.outcome, run.shellEnd, line.writable, clock.getDelayedCalls()),
                          ("killed: the test stops it", ("signal", 15), True, []))
 
+    async def test_keeperKilledFromOutside(self) -> None:
+        """
+        The run's keeper SIGKILLed from outside (kill -9 of its pid): the run
+        ends at once, the test's clock never moved, what its shell runs is
+        gone, said naming the line and the keeper; people type again and a
+        client's typing reaches the device.  Before, its shell ran on until
+        init-timeout (nobody left to say how it ended).
+        """
+        service, line, clock = self.start("sleep 1000 & echo $$ $! >&2; wait")
+        run = await self.running(line)
+        await until(self, lambda: run.stderr.endswith(b"\n"), "the pids said")
+        shell, started = (int(word) for word in run.stderr.split())
+        for pid in (shell, started):
+            self.addCleanup(_killLeft, pid)
+        client = await connect(listenerPort(service))
+        self.addCleanup(closeClients, client)
+        await until(self, lambda: len(line.clients) == 1, "the client attached")
+        keeper = run.pid
+        assert keeper is not None
+        os.kill(keeper, 9)
+        await until(self, lambda: run.ended.called, "the run's end (the test's clock not moved)")
+        await until(self, lambda: _gone(shell) and _gone(started), f"processes {shell} and {started} gone")
+        outcome = f"killed: its keeper (pid {keeper}) was ended by signal 9, not by serialgw"
+        self.assertEqual((run.outcome, line.initRun, line.writable, clock.getDelayedCalls()), (outcome, None, True, []))
+        warned = [(e["line"], e["outcome"], e["pid"]) for e in self.log.at(LogLevel.warn) if "outcome" in e]
+        self.assertEqual(warned, [("t", f"init-command {outcome}", keeper)])
+        client.transport.write(b"x")  # type: ignore[union-attr]
+        self.assertEqual(await self.pty.received.length(1), b"x")
+
     async def test_deviceDownKillsIt(self) -> None:
         """The device goes while it runs: it is killed, said naming the line; people type again."""
         service, line, clock = self.start("printf u; exec sleep 1000")
