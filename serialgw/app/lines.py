@@ -276,6 +276,7 @@ def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:
     line.maxClients = config.maxClients
     line.kickOld = config.kickOldUser
     line.banner = config.banner
+    line.breakSequences = dict(config.breakSequences)
     line.rights = config.rights
     line.backlogSize = config.backlog
     line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
@@ -332,6 +333,7 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
     line.maxClients = new.maxClients
     line.kickOld = new.kickOldUser
     line.banner = new.banner  # (for the sessions that start from now on)
+    line.breakSequences = dict(new.breakSequences)
     if new.rights != old.rights:
         line.applyRights(new.rights)
     if new.listeners != old.listeners:

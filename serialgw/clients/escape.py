@@ -5,6 +5,8 @@ Pressed twice, the escape key sends itself.
 
     b       send a break
     k KEY   send a break, then KEY (magic SysRq: ^] k h)
+    l KEY   send the line's break sequence KEY (conserver's ^Ecl1; l ?
+            lists them: break-sequences, serialgw.config.breakseqs)
     w       who is on
     r       replay the last 20 lines of output
     R N     replay the last N lines (digits, then Enter; Esc, ^C or the
@@ -30,6 +32,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from serialgw.clients.escapecommands import REPLAY_LINES, WHO_CLIENTS_PER_KEY, EscapeCommands
+from serialgw.config.breakseqs import shownSequence
 from serialgw.line.hub import Line, Role
 from serialgw.logflood import clientLog
 
@@ -37,13 +40,13 @@ from serialgw.logflood import clientLog
 log = clientLog()
 
 HELP = (
-    "escape commands: b break, k KEY break then KEY, w who, r replay, R N<Enter> replay N lines, s status, "
+    "escape commands: b break, k KEY break then KEY, l KEY break sequence (l ? lists them), w who, r replay, R N<Enter> replay N lines, s status, "
     "B RATE<Enter> set baud, n TEXT<Enter> note in the console log, t take write, o only watch, d disconnect, ? help; "
     "the escape key twice sends it; admins: K WHO<Enter> disconnect a person or an address"
 )
 QEMU_HELP = (
     "escape commands, as in QEMU: h help, x disconnect, b break, {key} {key} sends {key}; and: k KEY break then KEY, "
-    "w who, r replay, R N<Enter> replay N lines, s status, B RATE<Enter> set baud, n TEXT<Enter> note in the console "
+    "l KEY break sequence (l ? lists them), w who, r replay, R N<Enter> replay N lines, s status, B RATE<Enter> set baud, n TEXT<Enter> note in the console "
     "log, t take write, o only watch, "
     "d disconnect, ? help"
 )
@@ -210,6 +213,11 @@ class EscapeMenu(EscapeCommands):
             line.clientBreak(client)
         elif command == "k":
             self._state = self._breakThenKey
+        elif command == "l":
+            if line.breakSequences:
+                self._state = self._breakSequence
+            else:
+                client.notice(f"{line.name} has no break sequences (its break-sequences are none)")
         elif command == "w":
             # Every client: people, and programs and files (a pty, file:, a console log).
             client.notice(f"{line.name}: {line.who()}")
@@ -422,6 +430,26 @@ class EscapeMenu(EscapeCommands):
         emit("{line}: escape command from {peer}: {why}{dropped}", line=line.name, peer=self.client.peer,
              why=why, dropped=dropped, rest=rest)
         self.client.notice(f"{why}{dropped}")
+
+    def _breakSequence(self, byte: int) -> bytes:
+        """The key after l: that break sequence sent (refused: said); ? lists them; Esc, ^C, the escape key cancel."""
+        client, line = self.client, self.client.line
+        name = chr(byte)
+        if name in line.breakSequences:
+            line.clientSequence(client, name)
+        elif name == "?":
+            client.notice(f"break sequences of {line.name} ({keyName(self.key)} l KEY sends one; \\b a break): "
+                          + ", ".join(f"{key} {shownSequence(parts)}" for key, parts in line.breakSequences.items()))
+        elif byte in (0x1B, 0x03) or byte == self.key:
+            client.notice("break sequence cancelled")
+        else:
+            client.notice(f"no break sequence {shownKey(byte)} on {line.name}; {keyName(self.key)} l ? lists them")
+            if byte == 0x0D:
+                self._state = self._afterEnter
+            elif 0xC0 <= byte < 0xF8:
+                self._continuations = 1 if byte < 0xE0 else 2 if byte < 0xF0 else 3
+                self._state = self._restOfCharacter
+        return b""
 
     def _breakThenKey(self, byte: int) -> bytes:
         line = self.client.line

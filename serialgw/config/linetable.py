@@ -11,6 +11,7 @@ from typing import Any, Optional
 import attrs
 
 from serialgw.config.banner import parseBanner
+from serialgw.config.breakseqs import parseSequences
 from serialgw.config.devicekeys import deviceKeyRefusal, ptySerialRefusal, stringBreakRefusal
 from serialgw.config.foreign import foreignKey, foreignTable
 from serialgw.config.listeners import parseListener
@@ -55,7 +56,7 @@ LINE_KEYS = {
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
     "lock", "lock-dir", "shard", "on-demand", "kick-old-user", "banner",
     "on-demand-linger", "idle-timeout", "idle-string", "init-command", "init-timeout", "enable",
-    "init-spin-max", "init-spin-window",
+    "init-spin-max", "init-spin-window", "break-sequences",
 }
 
 # An init-command's length at most, characters (a longer one goes in a script).
@@ -167,6 +168,10 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
                 parts = {"open-string": configs[-1].openString, "close-string": configs[-1].closeString,
                          "idle-string": configs[-1].idleString}[key]
                 refusal = stringBreakRefusal(parts, configs[-1].device)
+            if key == "break-sequences" and not refusal:
+                # (From [defaults] a break sequence is for the lines that carry a break: l says why on the others.)
+                refusal = next((f"{name}: {why}" for name, parts in configs[-1].breakSequences
+                                if (why := stringBreakRefusal(parts, configs[-1].device))), "")
             if refusal:
                 raise ConfigError(f"{_where(path, text, where, key)}: [{where}] {key}: {refusal}")
         if configs[-1].device.kind == "pty" and configs[-1].settings.rtscts:
@@ -450,4 +455,6 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         initSpinWindow=initSpinWindow,
         kickOldUser=kickOld,
         banner=parsed("banner", parseBanner, value("banner", str)) if "banner" in table else None,
+        **({"breakSequences": parsed("break-sequences", parseSequences, table["break-sequences"])}
+           if "break-sequences" in table else {}),
     )

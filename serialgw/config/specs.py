@@ -180,6 +180,10 @@ DEFAULT_MAX_CLIENTS = 64
 # and up to its outbuf of memory; a line for more people than this is a
 # mistake (2**63 was taken).
 MAX_CLIENTS = 65536
+# A line's break sequences unless it says (conserver's first three): l 1 a break, l 2 Sun's alternate break
+# (Enter ~ ^B), l 3 '#.' (a service processor's escape, Sun's LOM).
+DEFAULT_BREAK_SEQUENCES: tuple[tuple[str, tuple[bytes, ...]], ...] = (
+    ("1", (b"", b"")), ("2", (b"\r~\x02",)), ("3", (b"#.",)))
 
 
 @attrs.frozen
@@ -254,6 +258,9 @@ class LineConfig:
     # due past that waits (serialgw.line.initcommand's SPIN_MOST and SPIN_WINDOW, the defaults).
     initSpinMost: int = 5
     initSpinWindow: float = 10.0
+    # conserver's break sequences (its break N, breaklist): by the key after the escape menu's l, each the data
+    # before its break and, with one, the data after it (serialgw.config.breakseqs).
+    breakSequences: tuple[tuple[str, tuple[bytes, ...]], ...] = DEFAULT_BREAK_SEQUENCES
 
     @property
     def opensOnDemand(self) -> bool:

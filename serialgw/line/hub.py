@@ -16,8 +16,9 @@ from typing import Any, Callable, Optional
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
 
+from serialgw.config.breakseqs import shownSequence
 from serialgw.config.people import Rights
-from serialgw.config.specs import DEFAULT_BACKLOG, SerialSettings
+from serialgw.config.specs import DEFAULT_BACKLOG, DEFAULT_BREAK_SEQUENCES, SerialSettings
 from serialgw.interfaces import IClient, IConsoleLog, IDevice, IDeviceSink
 from serialgw.line import idlestring
 from serialgw.line.coalesce import Coalescer
@@ -62,6 +63,7 @@ class Line(Members):
         "comings", "_coalesce", "backlogSize", "_backlog", "openString", "closeString", "_stringItems",
         "_stringCall", "_openMissed", "modemAttached", "modemIdle", "people", "_earlyTaken", "_earlyTo",
         "waitForClient", "_blockers", "_unannounced", "_watching", "_unlogged", "_refusalsTold", "rights", "idle",
+        "breakSequences",
     )
 
     def __init__(
@@ -171,6 +173,8 @@ class Line(Members):
         self.rights = Rights()
         # conserver's idletimeout / idlestring (setIdleString), or None.
         self.idle: Optional[IdleString] = None
+        # conserver's break sequences by the key after the escape menu's l (see clientSequence).
+        self.breakSequences: dict[str, tuple[bytes, ...]] = dict(DEFAULT_BREAK_SEQUENCES)
         # The mixins' defaults that each chunk or typing reads, as the line's
         # own: Python 3.11 looks a class attribute up through an instance
         # the slow way (not specialised), and these were read on every
@@ -242,6 +246,42 @@ class Line(Members):
             log.info("{line}: break from {peer} refused: {reason}", line=self.name, peer=client.peer, reason=reason)
             client.notice(f"no break: {reason}")
         return False
+
+    def clientSequence(self, client: IClient, name: str) -> bool:
+        """
+        A client sends the line's break sequence C{name} (the escape menu's
+        C{l KEY}): its data, its break (at most one) between, in order, or
+        nothing: refused as a break is (read-only, the device down, typing
+        waiting for it; one with a break where none can go), or while an
+        init-command runs (its keys would land in the command's talk).  The
+        client is told why; C{True} if sent.
+        """
+        parts = self.breakSequences[name]
+        reason: Optional[str] = None
+        if len(parts) > 1 or not self.mayWrite(client):
+            # (Its first answer is who may not write.)
+            reason = self._noBreak(client) or ("a break is under way" if self.device.breaking else None)
+        elif not self.device.up:
+            reason = "the device is down"
+        elif waiting := self.typedAhead(client):
+            reason = f"{waiting}, and the sequence now would reach it before them; ask again once they have gone"
+        if reason is None and self.initHoldsTyping():
+            reason = "an init-command runs"
+        if reason is not None:
+            if self._tellRefusal(client):
+                log.info("{line}: break sequence {name} from {peer} refused: {reason}", line=self.name, name=name,
+                         peer=client.peer, reason=reason)
+                client.notice(f"break sequence {name} not sent: {reason}")
+            return False
+        self.recordEvent(f"break sequence {name} ({shownSequence(parts)}) from {client.peer}", client.peer)
+        if parts[0]:
+            self.clientData(client, parts[0])
+        if len(parts) > 1:
+            # (The data before it is queued: the device sends it first.)
+            self.clientBreak(client)
+            if parts[1]:
+                self.clientData(client, parts[1])
+        return True
 
     def _noBreak(self, client: IClient) -> Optional[str]:
         """Why no break can be sent for C{client} now (before asking the device); None: try."""

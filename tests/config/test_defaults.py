@@ -81,6 +81,8 @@ FULL_TOML = {
     "init-timeout": "10",
     "init-spin-max": "3",
     "init-spin-window": '"30s"',
+    # (A pty carries no break: a sequence of keys alone.)
+    "break-sequences": "{ 2 = '#.' }",
     # (Its default is true: false serves no line at all, tried in tests.config.test_enablekey.)
     "enable": "true",
     # Without --shard the key is checked and has no effect.
@@ -144,6 +146,7 @@ LINE_FIELD = {
     "init-timeout": "initTimeout",
     "init-spin-max": "initSpinMost",
     "init-spin-window": "initSpinWindow",
+    "break-sequences": "breakSequences",
 }
 LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep",
              "log-events": "events", "log-mark": "mark", "log-typed": "typed"}
