@@ -178,15 +178,25 @@ class ConsoleLog(ClientEvents, LogWrites):
         (a reload inside a line of output put a stamp in its middle); it
         shares the old one's writer, so that its writes come after the
         old one's, and where the file's line stands too if it is the
-        same file.
+        same file.  A log of the line on another path (a reload that
+        moved it) gives where the line of output stands only.
         """
-        for other in self.line.logs:
-            if isinstance(other, ConsoleLog) and other._writes is self._writes:
+        others = [other for other in self.line.logs if isinstance(other, ConsoleLog)]
+        shared = False
+        for other in others:
+            if other._writes is self._writes:
+                shared = True
                 self.atLineStart = other.atLineStart
                 self._held, other._held = other._held, []
                 if self._held:
                     self._holdTick = ticks(self.clock).at(self.clock.seconds() + EVENT_HOLD, self._holdOver)
                 self._writes.put(self._takeOverNow, other)
+        if others and not shared:
+            # A log on another path (a reload that moved it): where the
+            # line of output stands is known, so the new file goes on
+            # with it stamped, and a newline that ends it makes no empty
+            # stamped line there.
+            self.atLineStart = others[-1].atLineStart
 
     def _write(self, data: bytes, midLine: bool) -> None:
         """

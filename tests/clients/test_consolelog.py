@@ -131,6 +131,23 @@ class ConsoleLogTests(SynchronousTestCase):
         self.assertEqual(self.read(), b"07:59:59 left by another\n07:59:59 cut off here\n08:00:00 one\n08:00:00 two\n")
         self.assertEqual(self.read(other), b"07:59:59 cut off here\n08:00:00 three\n08:00:00  and more\n")
 
+    def test_movedInsideALineNoEmptyLine(self) -> None:
+        """A reload moving the log to another path inside a line of output (the new log opened before the old one closes): the new file goes on with that line stamped, and with the next line when the rest is the newline ending it, not an empty stamped line."""
+        one = ConsoleLog(self.line, LogSpec(self.path, format="%H:%M:%S "), self.clock)
+        self.line.deviceDataReceived(b"login")
+        other, third = self.mktemp(), self.mktemp()
+        two = ConsoleLog(self.line, LogSpec(other, format="%H:%M:%S "), self.clock)
+        one.close()
+        self.clock.advance(1)
+        self.line.deviceDataReceived(b"\nnext: ")
+        three = ConsoleLog(self.line, LogSpec(third, format="%H:%M:%S "), self.clock)
+        two.close()
+        self.clock.advance(1)
+        self.line.deviceDataReceived(b"yes\n")
+        three.close()
+        self.assertEqual([self.read(), self.read(other), self.read(third)],
+                         [b"08:00:00 login", b"08:00:01 next: ", b"08:00:02 yes\n"])
+
     def test_clockSteppedBackNoRotation(self) -> None:
         """The clock stepped back over midnight (NTP): no rotation then, nor a second one at that midnight again; stepped back days (a clock far ahead set right), the next midnight rotates."""
         self.clock.advance(16 * 3600 + 1)  # 16th, 00:00:01
