@@ -196,7 +196,7 @@ class PeerLimiter:
         key = id(peer) if isinstance(peer, Peer) else peer
         state = table.get(key)
         if state is not None and now >= state.start + self.interval:
-            self._summary(key, state, table)
+            self._summary(key, state, table, now)
             state = None
         if state is None:
             if len(table) >= self.keep:
@@ -215,12 +215,13 @@ class PeerLimiter:
                 key, state = next(iter(table.items()))
                 if now < state.start + self.interval:
                     break
-                self._summary(key, state, table)
+                self._summary(key, state, table, now)
 
-    def _summary(self, key: Any, state: _PeerState, table: Optional[dict[Any, _PeerState]] = None) -> None:
+    def _summary(self, key: Any, state: _PeerState, table: Optional[dict[Any, _PeerState]] = None,
+                 now: Optional[float] = None) -> None:
         del (self.peers if table is None else table)[key]
         if state.left:
-            self.observer({
+            event = {
                 "log_format": "{count} log messages about {peer} left out in the last minute (over {burst} a minute)",
                 "log_level": LogLevel.info,
                 "log_namespace": __name__,
@@ -229,7 +230,15 @@ class PeerLimiter:
                 "count": state.left,
                 "peer": str(state.peer),
                 "burst": self.burst,
-            })
+            }
+            if now is not None and now >= state.start + 2 * self.interval:
+                # Said by the next event, long after that minute (a quiet
+                # gateway): which minute, not "the last" (1359 left out at
+                # 11:25 were said at 12:02 as in the last minute).
+                event["log_format"] = ("{count} log messages about {peer} left out in the minute from {began} "
+                                       "(over {burst} a minute)")
+                event["began"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(state.start))
+            self.observer(event)
 
     def _expire(self, table: Optional[dict[Any, _PeerState]] = None) -> None:
         """A flood of distinct peers within a minute: the oldest go, said (memory stays bounded)."""

@@ -91,6 +91,24 @@ class PeerLimiterTests(SynchronousTestCase):
         ])
         self.assertEqual((self.out[21]["count"], self.out[21]["peer"]), (80, "10.0.0.7:5000"))
 
+    def test_summarySaidLateSaysWhichMinute(self) -> None:
+        """A peer's minute summed up only by an event long after it (a quiet gateway) says which minute, not 'the last minute' (seen: 1359 left out at 11:25 said at 12:02 so); within the next minute it is the last one, as before."""
+        self.clock.advance(1_800_000_000)  # 2027-01-15T08:00:00Z
+        for _ in range(30):
+            self.event("pty:/tmp/ttyV0")
+        self.clock.advance(37 * 60)
+        self.limiter({"log_format": "device up", "log_level": LogLevel.info})
+        summary = self.out[20]
+        self.assertEqual((summary["log_format"], summary["count"], summary["peer"], summary.get("began")),
+                         ("{count} log messages about {peer} left out in the minute from {began} (over {burst} a minute)",
+                          10, "pty:/tmp/ttyV0", "2027-01-15T08:00:00Z"))
+        for _ in range(30):
+            self.event("pty:/tmp/ttyV0")
+        self.clock.advance(119)
+        self.limiter({"log_format": "device down", "log_level": LogLevel.info})
+        self.assertEqual((self.out[-2]["log_format"], self.out[-2]["count"]),
+                         ("{count} log messages about {peer} left out in the last minute (over {burst} a minute)", 10))
+
     def test_summaryOfAClientThatLeft(self) -> None:
         """A connection that flooded and left is summed up once its minute is over, by the next event about anyone."""
         gone = Peer("10.0.0.7:5000")
