@@ -17,6 +17,7 @@ Pressed twice, the escape key sends itself.
     K WHO   disconnect a person (by name) or an address from the line:
             for the line's admin people only (conserver's console -d)
     n TEXT  write a note into the line's console logs (conserver's ^Ecn)
+    m TEXT  a message to everyone on the line (conserver's ^Ecb, its broadcast)
     d       disconnect          ?   help (h too)
 
 With QEMU's C{mon:} form the keys QEMU has mean what they mean there:
@@ -41,13 +42,13 @@ log = clientLog()
 
 HELP = (
     "escape commands: b break, k KEY break then KEY, l KEY break sequence (l ? lists them), w who, r replay, R N<Enter> replay N lines, s status, "
-    "B RATE<Enter> set baud, n TEXT<Enter> note in the console log, t take write, o only watch, d disconnect, ? help; "
+    "B RATE<Enter> set baud, n TEXT<Enter> note in the console log, m TEXT<Enter> message to everyone, t take write, o only watch, d disconnect, ? help; "
     "the escape key twice sends it; admins: K WHO<Enter> disconnect a person or an address"
 )
 QEMU_HELP = (
     "escape commands, as in QEMU: h help, x disconnect, b break, {key} {key} sends {key}; and: k KEY break then KEY, "
     "l KEY break sequence (l ? lists them), w who, r replay, R N<Enter> replay N lines, s status, B RATE<Enter> set baud, n TEXT<Enter> note in the console "
-    "log, t take write, o only watch, "
+    "log, m TEXT<Enter> message to everyone, t take write, o only watch, "
     "d disconnect, ? help"
 )
 # An argument (R N, B RATE) is at most this many keys (digits, spaces).
@@ -67,6 +68,10 @@ NOTE_KEYS = frozenset(NAME_KEYS)
 NOTE_LIMIT = 256
 NOTES = 5
 NOTE_WINDOW = 60.0
+# m TEXT: a message to everyone on the line, as a note's keys are read; at most MESSAGES a client in
+# MESSAGE_WINDOW seconds (each a line to every person on it, and to its console logs).
+MESSAGES = 5
+MESSAGE_WINDOW = 60.0
 # A client takes or gives up write at most ROLE_CHANGES times in
 # ROLE_WINDOW seconds (_mayChangeRole).
 ROLE_CHANGES = 5
@@ -149,6 +154,7 @@ class EscapeMenu(EscapeCommands):
         # When this client last took or gave up write (_mayChangeRole), and wrote a note (_note).
         self._roleChanges: list[float] = []
         self._notes: list[float] = []
+        self._messages: list[float] = []
         # Keys of commands this read may still handle (KEYS_PER_TURN).
         self._keysLeft = KEYS_PER_TURN
 
@@ -258,6 +264,9 @@ class EscapeMenu(EscapeCommands):
             else:
                 self._startArgument("note", self._note, (NOTE_KEYS, NOTE_LIMIT, "a printable character"))
                 client.notice(f"a note for {line.name}'s console log, then Enter ({CANCEL_HINT}):")
+        elif command == "m":
+            self._startArgument("message", self._message, (NOTE_KEYS, NOTE_LIMIT, "a printable character"))
+            client.notice(f"a message for everyone on {line.name}, then Enter ({CANCEL_HINT}):")
         elif command == "t":
             if client.role is Role.READONLY:
                 client.notice("read-only: cannot take write")
@@ -358,6 +367,26 @@ class EscapeMenu(EscapeCommands):
         del notes[:-NOTES]
         line.recordEvent(f"note by {client.peer}: {text}", client.peer, budget=client.logBudget)
         client.notice(f"noted in {line.name}'s console log")
+
+    def _message(self, typed: str) -> None:
+        """
+        m TEXT Enter: TEXT told to everyone on the line (the sender too) and
+        written to its console logs, naming who said it, at most MESSAGES in
+        MESSAGE_WINDOW seconds; what is not printable is shown as C{?}.
+        """
+        client, line = self.client, self.client.line
+        text = "".join(c if c.isprintable() else "?" for c in typed)
+        if not text:
+            client.notice("an empty message: nothing said")
+            return
+        now = line.clock.seconds() if line.clock is not None else 0.0
+        messages = self._messages
+        if len(messages) >= MESSAGES and messages[0] <= now < messages[0] + MESSAGE_WINDOW:
+            client.notice(f"at most {MESSAGES} messages in {MESSAGE_WINDOW:g} s: nothing said")
+            return
+        messages.append(now)
+        del messages[:-MESSAGES]
+        line.announce(f"message from {client.peer}: {text}", peer=client.peer, actor=client)
 
     def _enter(self, byte: int) -> None:
         """Enter ended a number: a CR's LF (or NUL) that follows is Enter's too, not typing."""
