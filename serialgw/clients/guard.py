@@ -13,14 +13,18 @@ is full:
 The guard is the transport's streaming producer: Twisted pauses it when the
 transport's buffer passes C{bufferSize} and resumes it when drained.
 
-Everything else sent to the client goes behind the same bound: past it,
-whatever the policy, the client's input is held (its transport stops
-reading, and what was read but not yet handled waits: at most one read), so
-no answer (telnet negotiation, AYT, RFC 2217, the escape menu) is made
-until the client has taken what it was sent; text that is not an answer to
-its own input (notices) waits in the bounded queue with device output.
-(A raw client with no escape menu, whose input nothing answers, is read
-on: RawClient.holdInput.)
+Past the bound, whatever the policy, the client's input is still read
+and handled: its typing, a Ctrl-C (telnet's IAC IP) into a console that
+floods faster than it reads, reaches the device at once.  What it causes
+to be answered (telnet negotiation, AYT, RFC 2217 replies, the escape
+menu's) goes to its transport past the bound, out of a small answer
+budget (L{answerBudget}: ANSWER_BUDGET bytes, at most the bound) that
+does not wait behind the held output; once that is spent, its input is
+held (its transport stops reading, and what was read but not yet handled
+waits: at most one read) until it has taken its output, so a client that
+sends and never reads holds at most its bound, its held output, the
+budget and one read.  Text that is not an answer to its own input
+(notices of the line) waits in the bounded queue with device output.
 The client side of that contract is L{IGuarded}.
 """
 
@@ -58,7 +62,11 @@ class IGuarded(Interface):
         """C{count} bytes were dropped for the client while it was behind."""
 
     def holdInput() -> None:
-        """Its output is past the bound: stop reading it and handling what it sent."""
+        """
+        Its output is past the bound: what it sends is answered out of the
+        answer budget (L{OutputGuard.spendAnswer}), or no longer read and
+        handled (a client that cannot tell an answer from other output).
+        """
 
     def releaseInput() -> None:
         """Its output drained: handle what was held, then read it again."""
@@ -112,6 +120,14 @@ def boundKernelQueue(holder: Any, bound: int) -> None:
 # Linux's value (the socket module has the name on Linux only).
 TCP_NOTSENT_LOWAT = 25
 
+# What a client past its bound may be sent in answers to its own input
+# (telnet negotiation, AYT, RFC 2217 replies, the escape menu's) before its
+# input is held until it has taken its output (at most its bound, when
+# that is smaller): a few hundred answers, a few screens of the menu's.
+# Its input held at once instead, a person reading a flooding console at
+# 20 KB/s over telnet got a Ctrl-C to it 23.6 s late.
+ANSWER_BUDGET = 4096
+
 
 @implementer(IPushProducer)
 class OutputGuard:
@@ -128,7 +144,8 @@ class OutputGuard:
     """
 
     # One per client: no instance dict.
-    __slots__ = ("client", "line", "bound", "policy", "fanOut", "full", "_reported", "_held", "_parkedAt", "_holder")
+    __slots__ = ("client", "line", "bound", "policy", "fanOut", "full", "answered", "_reported", "_held", "_parkedAt",
+                 "_holder")
 
     def __init__(self, client: Any, line: Any, bound: int, policy: str, fanOut: Any = None) -> None:
         self.client = client
@@ -137,6 +154,8 @@ class OutputGuard:
         self.policy = policy
         self.fanOut = fanOut
         self.full = False
+        # Bytes of answers sent past the bound since it was last drained (spendAnswer).
+        self.answered = 0
         self._reported = 0
         self._held = Tail()
         # While parked: the fan-out's stream position up to which the
@@ -160,6 +179,28 @@ class OutputGuard:
             holder.registerProducer(self, True)
             self._holder = holder
         boundKernelQueue(holder, self.bound)
+
+    @property
+    def answerBudget(self) -> int:
+        """What answers may take past the bound: ANSWER_BUDGET, at most the bound."""
+        return min(ANSWER_BUDGET, self.bound)
+
+    def spendAnswer(self, count: int) -> bool:
+        """
+        C{count} bytes answering the client's own input were written to
+        its transport: while it is past its bound they count against the
+        answer budget.  True once that is spent (the client then holds its
+        input until it has taken its output).
+        """
+        if not self.full:
+            return False
+        self.answered += count
+        return self.answered >= self.answerBudget
+
+    @property
+    def answersSpent(self) -> bool:
+        """Past the bound with the answer budget spent."""
+        return self.full and self.answered >= self.answerBudget
 
     @property
     def dropped(self) -> int:
@@ -241,8 +282,9 @@ class OutputGuard:
         if self.full:
             return
         self.full = True
-        # Whatever the policy: nothing more from this client is handled (an
-        # answer would go past the bound) until it has taken its output.
+        self.answered = 0
+        # Whatever the policy: answers to what it sends from now on come out
+        # of the answer budget (or it is no longer read).
         self.client.holdInput()
         if self.policy == "disconnect":
             self._cut()
@@ -274,6 +316,7 @@ class OutputGuard:
             return
         self.unpark()
         self.full = False
+        self.answered = 0
         if self.policy == "block":
             self.line.unblockDevice(self.client)
         held = self._held.take(self.bound)

@@ -57,20 +57,18 @@ class RawClient(Session, ClientEvents, Protocol):
             return
         self.fromPeer(data)
 
-    def holdInput(self) -> None:
+    def answersWait(self) -> bool:
         """
-        The guard: its output is past the bound.  Input is held then so that
-        no answer to it goes past the bound; with no escape menu nothing a
-        raw client sends is answered (a notice it causes, "not sent" or its
-        introduction, waits with its held output, bounded), so it is read
-        on: its typing reaches the device at once, a Ctrl-C into a flooding
-        console too.  (It waited until the client had taken its output, its
-        bound and the kernel's: a client reading 20 KB/s got its Ctrl-C to
-        the console 21 s late, ser2net's 0.2 s.)  The device, behind, still
-        pauses it (the line's pauseInput).
+        Past its output bound a raw client is read on (as every client: its
+        typing, a Ctrl-C into a flooding console, reaches the device at
+        once; it waited until the client had taken its output, its bound
+        and the kernel's: a client reading 20 KB/s got its Ctrl-C to the
+        console 21 s late, ser2net's 0.2 s).  With no escape menu nothing it
+        sends is answered but a notice ("not sent"), which waits with its
+        held output, bounded: it is never held.  With one, the menu's
+        answers come out of the answer budget (L{Session.sendAnswer}).
         """
-        if self.escapeMenu is not None:
-            Session.holdInput(self)
+        return self.escapeMenu is None
 
     def deliver(self, data: bytes) -> None:
         # The common case (no full output guard, no idle timer) without a call.

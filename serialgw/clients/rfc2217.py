@@ -162,7 +162,8 @@ class ComPortControl:
         as the value in effect).  While the client's output is past its
         bound, once it drains (L{releaseSettings}): the value then.
         """
-        if self.client.inputHeld:
+        guard = self.client.guard
+        if guard is not None and guard.full:
             if self._owedSettings is None:
                 self._owedSettings = before
             return

@@ -114,9 +114,10 @@ class Session(SessionEnd):
     # QUIET_SECONDS (a connection from a listener, where a clock is known).
     quietStart = True
     escapeMenu: Optional[EscapeMenu] = None
-    # Input held back while the client's output is past its bound (see
-    # OutputGuard): reading stops, and what was read but not handled yet
-    # (after the wire layer, before the escape menu) waits in _heldInput.
+    # Input held back while the client's output is past its bound and its
+    # answer budget spent (see OutputGuard), or for the escape menu's next
+    # turn: reading stops, and what was read but not handled yet (after the
+    # wire layer, before the escape menu) waits in _heldInput.
     inputHeld = False
     _heldInput = b""
 
@@ -324,9 +325,11 @@ class Session(SessionEnd):
         A line of text for the person at this terminal about its own doing
         (an escape command's answer, why what it typed was refused): to
         anyone with an escape menu, whatever its listener says of notices.
+        An answer: past the client's output bound it goes out of its answer
+        budget (L{sendAnswer}).
         """
         if self.wantsNotices() or self.escapeMenu is not None:
-            self.say(text)
+            self.sendAnswer(f"\r\n[serialgw: {text}]\r\n".encode("utf-8", "replace"))
 
     def announcement(self, text: str) -> None:
         """
@@ -364,18 +367,66 @@ class Session(SessionEnd):
         else:
             self.writeText(data)
 
+    def sendAnswer(self, data: bytes) -> None:
+        """
+        Text answering the client's own input (an escape command's answer,
+        why its typing was refused): as L{sendText}, but past its output
+        bound it does not wait with the held output: it goes now, out of
+        the answer budget (L{answered}).
+        """
+        if not (self._started and self.line.textGate.hold(self, self._sendAnswerNow, data)):
+            self._sendAnswerNow(data)
+
+    def _sendAnswerNow(self, data: bytes) -> None:
+        guard = self.guard
+        if guard is not None and guard.full and self.answersWait():
+            guard.hold(data)
+            return
+        self.writeText(data)
+        self.answered(len(data))
+
+    def answersWait(self) -> bool:
+        """
+        Whether answers past the bound wait with the held output instead (a
+        client whose input nothing but such notices answers is never held:
+        a raw one without an escape menu).
+        """
+        return False
+
+    def answered(self, count: int) -> None:
+        """
+        C{count} bytes answering the client's input went to its transport:
+        past its bound (the write that passed it too) they are the answer
+        budget's (L{OutputGuard.spendAnswer}); once it is spent, nothing
+        more is read or handled until the client has taken its output.
+        """
+        guard = self.guard
+        if guard is not None and guard.spendAnswer(count) and not self.inputHeld and not self.answersWait():
+            self.inputHeld = True
+            self._pauseReading(OUTPUT_FULL)
+
     def writeText(self, data: bytes) -> None:
         self.transport.write(data)
 
     def holdInput(self) -> None:
-        """The guard: output past the bound; nothing more is read or handled."""
-        self.inputHeld = True
-        self._pauseReading(OUTPUT_FULL)
+        """
+        The guard: output past the bound.  The client is read on: its typing
+        reaches the device at once, and what it is answered comes out of the
+        answer budget (L{answered}), past which it is held.  With
+        policy=disconnect it is being cut: nothing more it sent is handled.
+        """
+        guard = self.guard
+        if guard is not None and guard.policy == "disconnect" and not self.inputHeld:
+            self.inputHeld = True
+            self._pauseReading(OUTPUT_FULL)
 
     def releaseInput(self) -> None:
         """The guard: output drained; what was held is handled, then reading goes on."""
         if self.leaving:
             return
+        self._handleHeldInput()
+
+    def _handleHeldInput(self) -> None:
         self.inputHeld = False
         held, self._heldInput = self._heldInput, b""
         if held:
@@ -405,9 +456,9 @@ class Session(SessionEnd):
 
     def _nextTurnOfInput(self) -> None:
         self._turnCall = None
-        if self.guard is None or not self.guard.full:
-            # (Output past its bound: the guard releases the input once it drains.)
-            self.releaseInput()
+        if (self.guard is None or not self.guard.answersSpent) and not self.leaving:
+            # (Its answer budget spent: the guard releases the input once it drains.)
+            self._handleHeldInput()
         if self._turnCall is None:
             self._resumeReading(ESCAPE_BUSY)
 

@@ -240,6 +240,14 @@ class TelnetClient(Session, TelnetProtocol):
     def writeText(self, data: bytes) -> None:
         self.writeData(data)
 
+    def oursWritten(self, count: int) -> None:
+        # Negotiation, AYT's answer, RFC 2217 replies: past the bound, the answer budget's.
+        self.answered(count)
+
+    def _outputFull(self) -> bool:
+        guard = self.guard
+        return guard is not None and guard.full
+
     def acceptLocal(self, option: int) -> bool:
         return option in LOCAL_OPTIONS or (option == COM_PORT_OPTION and self.rfc2217)
 
@@ -350,19 +358,20 @@ class TelnetClient(Session, TelnetProtocol):
             self.writeData(data)
 
     # RFC 2217 notifications the device causes are not sent while the
-    # client's output is past its bound: once it drains, it is told the
-    # state then (modem lines, line state seen meanwhile, flow control).
+    # client's output is past its bound (they answer nothing it sent): once
+    # it drains, it is told the state then (modem lines, line state seen
+    # meanwhile, flow control).
 
     def modemStateChanged(self, state: int) -> None:
         if self.comPort is not None:
-            if self.inputHeld:
+            if self._outputFull():
                 self._owed |= _OWE_MODEM
                 return
             self.comPort.modemStateChanged(state)
 
     def lineStateChanged(self, state: int) -> None:
         if self.comPort is not None:
-            if self.inputHeld:
+            if self._outputFull():
                 self._owedLineState |= state
                 return
             self.comPort.lineStateChanged(state)
@@ -370,7 +379,7 @@ class TelnetClient(Session, TelnetProtocol):
     def deviceStateChanged(self, up: bool, notice: bytes) -> None:
         if self.comPort is not None:
             # RFC 2217 clients see carrier: CD drops while the device is gone.
-            if self.inputHeld:
+            if self._outputFull():
                 self._owed |= _OWE_MODEM
                 return
             self.comPort.carrier(up)
@@ -392,7 +401,7 @@ class TelnetClient(Session, TelnetProtocol):
 
     def _tellFlow(self) -> None:
         """FLOWCONTROL-SUSPEND / RESUME to an RFC 2217 client when the device's state for it changed."""
-        if self.comPort is None or self.inputHeld:
+        if self.comPort is None or self._outputFull():
             return
         suspended = bool(self._readingPaused & DEVICE_BEHIND)
         if suspended != self._flowSuspended:
@@ -404,7 +413,6 @@ class TelnetClient(Session, TelnetProtocol):
     def releaseInput(self) -> None:
         if self.leaving:
             return
-        self.inputHeld = False
         if self.comPort is not None:
             owed, self._owed = self._owed, 0
             lineState, self._owedLineState = self._owedLineState, 0
@@ -414,6 +422,5 @@ class TelnetClient(Session, TelnetProtocol):
                 self.comPort.lineStateChanged(lineState)
             self.comPort.releaseSettings()
             self._tellFlow()
-        if not self.inputHeld:
-            Session.releaseInput(self)
+        Session.releaseInput(self)
 

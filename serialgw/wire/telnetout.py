@@ -244,6 +244,13 @@ class TelnetOutput:
         self.transport.write(data)
         if dropsOnAbort(self.transport):
             self._noteOurs(start, self._streamed)
+        self.oursWritten(len(data))
+
+    def oursWritten(self, count: int) -> None:
+        """
+        C{count} bytes of our own (answers, commands, subnegotiations) went
+        to the transport: a subclass counts them (a client's answer budget).
+        """
 
     def _noteOurs(self, start: int, end: int) -> None:
         """Ours at C{start}..C{end} of the stream; those the kernel has taken forgotten."""

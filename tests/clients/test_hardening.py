@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from serialgw.app.service import GatewayService
+from serialgw.clients.guard import ANSWER_BUDGET
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
@@ -212,8 +214,11 @@ ESC = b"\x1d"
 class AnswerBoundTests(SynchronousTestCase):
     """
     Answers to a client's own input (AYT, the escape menu, telnet and RFC
-    2217 replies) and notices go behind its output bound: past it, nothing
-    more it sent is read or handled until it has taken what it was sent.
+    2217 replies) go past its output bound only out of its answer budget
+    (ANSWER_BUDGET, at most the bound: here 1024): once that is spent,
+    nothing more it sent is read or handled until it has taken what it was
+    sent.  Notices of the line wait with its held output.  (What it is
+    answered at once while behind: test_answerbudget.)
     """
 
     def setUp(self) -> None:
@@ -236,7 +241,7 @@ class AnswerBoundTests(SynchronousTestCase):
         return client, transport
 
     def test_aytHeldPastBound(self) -> None:
-        """1000 IAC AYT in one read, never read back: answers stop at the bound, the rest waits unparsed, reading stops."""
+        """1000 IAC AYT in one read, never read back: answers stop past the bound once the budget is spent (here by the batch that passed it), the rest waits unparsed, reading stops."""
         client, transport = self.telnet()
         self.assertEqual(transport.bufferSize, 1024)
         client.dataReceived(AYT * 1000)
@@ -279,10 +284,13 @@ class AnswerBoundTests(SynchronousTestCase):
         wont = b"\xff\xfc\x63"
         self.assertEqual((writes, client.inputHeld), ([wont * COMMANDS_PER_TURN], False))
         oneTurn(self.clock)
-        # 1536 bytes: past the bound of 1024; nothing more is parsed.
-        self.assertEqual((writes[1:], client.inputHeld), ([wont * COMMANDS_PER_TURN], True))
+        # 1536 bytes: past the bound of 1024, the second write's 768 out of the budget of 1024.
+        self.assertEqual((writes[1:], client.inputHeld), ([wont * COMMANDS_PER_TURN], False))
         oneTurn(self.clock)
-        self.assertEqual(len(writes), 2)
+        # The budget spent: nothing more is parsed.
+        self.assertEqual((writes[2:], client.inputHeld), ([wont * COMMANDS_PER_TURN], True))
+        oneTurn(self.clock)
+        self.assertEqual(len(writes), 3)
         while client.inputHeld or self.clock.getDelayedCalls():
             if client.inputHeld:
                 transport.drain()
@@ -291,25 +299,28 @@ class AnswerBoundTests(SynchronousTestCase):
         transport.drain()
         self.assertEqual(writes, [wont * COMMANDS_PER_TURN] * 7 + [wont * (2000 - 7 * COMMANDS_PER_TURN)])
         self.assertEqual((client._wireHeld, transport.producerState), (b"", "producing"))
-        self.assertLessEqual(transport.most, 1024 + 3 * COMMANDS_PER_TURN)
+        self.assertLessEqual(transport.most, 1024 + 1024 + 3 * COMMANDS_PER_TURN)
 
     def test_escapeHelpHeldReadOnly(self) -> None:
-        """A read-only raw client sending ^]? over and over: help stops at the bound; the rest is held, unhandled."""
+        """A read-only raw client sending ^]? over and over: help stops past the bound once the budget is spent; the rest is held, unhandled."""
         client, transport = self.raw("raw,ro,escape=^],outbuf=1024+4444", Role.READONLY)
         client.dataReceived(ESC + b"?")
         answer = transport.drain()
         self.assertIn(b"escape commands", answer)
-        per = -(-1024 // len(answer)) if len(answer) <= 1024 else 1
+        self.assertLess(len(answer), 1024)
+        # Up to the bound, then (the answer that passed it included) the budget's 1024 bytes.
+        per = -(-1024 // len(answer))
+        answered = 2 * per - 1
         client.dataReceived((ESC + b"?") * 1000)
-        self.assertEqual(transport.value(), answer * per)
-        self.assertEqual(client._heldInput, (ESC + b"?") * (1000 - per))
+        self.assertEqual(transport.value(), answer * answered)
+        self.assertEqual(client._heldInput, (ESC + b"?") * (1000 - answered))
         self.assertEqual(transport.producerState, "paused")
         total = 0
         while client.inputHeld:
             data = transport.drain()
             self.assertEqual(data, answer * (len(data) // len(answer)))
             total += len(data) // len(answer)
-            self.assertLessEqual(transport.most, 1024 + len(answer))
+            self.assertLessEqual(transport.most, 1024 + 1024 + len(answer))
         # (The last answers, under the bound, need not wait to be read: the input is read on.)
         total += len(transport.drain()) // len(answer)
         self.assertEqual(total, 1000)
@@ -318,7 +329,7 @@ class AnswerBoundTests(SynchronousTestCase):
         self.assertEqual(self.line.refused, 0)
 
     def test_orderKeptAcrossHold(self) -> None:
-        """Data, escape answers, a telnet BRK and more data: the device gets them in order once the client reads."""
+        """Data, escape answers past the budget, a telnet BRK and more data: the device gets them in order once the client reads."""
         client, transport = self.telnet("telnet,escape=^],outbuf=1024+4444")
         client.dataReceived(b"x" + (ESC + b"?") * 20 + b"\xff\xf3" + b"y")
         self.assertEqual(self.device.events, [("write", b"x")])
@@ -329,26 +340,26 @@ class AnswerBoundTests(SynchronousTestCase):
         self.assertEqual(transport.producerState, "producing")
 
     def test_noticesHeldWithOutput(self) -> None:
-        """Past the bound, notices wait with the held device output (newest kept, counted); nothing reaches the transport."""
+        """Past the bound, notices of the line wait with the held device output (newest kept, counted); only an answer (AYT's) reaches the transport."""
         client, transport = self.telnet("telnet,escape=^],outbuf=1024+4444")
         self.line.deviceDataReceived(b"a" * 1100)
-        self.assertTrue(client.inputHeld)
+        guard = client.guard
+        assert guard is not None
+        self.assertTrue(guard.full)
         before = transport.value()
         for i in range(500):
             self.line.announce(f"client {i:03} attached")
         client.dataReceived(AYT)
-        self.assertEqual(transport.value(), before)
-        guard = client.guard
-        assert guard is not None
+        self.assertEqual(transport.value(), before + AYT_ANSWER)
         self.assertLessEqual(guard.heldBytes, 1024 + 4096)
         transport.drain()
         out = b""
-        while client.inputHeld:
+        while guard.full:
             out += transport.drain()
         out += transport.drain()
         text = b"".join(b"\r\n[serialgw: client %03d attached]\r\n" % i for i in range(500))
         dropped = b"\r\n[serialgw: %d bytes dropped: this session fell behind]\r\n" % (len(text) - 1024)
-        self.assertEqual(out, dropped + text[-1024:] + AYT_ANSWER)
+        self.assertEqual(out, dropped + text[-1024:])
         self.assertEqual(guard.dropped, len(text) - 1024)
 
     def test_heldInputCapped(self) -> None:
@@ -371,11 +382,17 @@ class AnswerBoundTests(SynchronousTestCase):
         self.assertEqual(self.device.events, [])
 
     def test_deviceBehindAndOutputFull(self) -> None:
-        """Reading stops for either reason and goes on only when neither holds (a client whose input is answered: telnet)."""
+        """Reading stops for either reason (its output past the bound with its answer budget spent) and goes on only when neither holds."""
         client, transport = self.telnet("telnet,outbuf=1024+4444")
         self.line.deviceWritable(False)
         self.assertEqual(transport.producerState, "paused")
         self.line.deviceDataReceived(b"a" * 1100)
+        self.line.deviceWritable(True)
+        # Past its bound it is read on, until its answers spend the budget.
+        self.assertEqual(transport.producerState, "producing")
+        client.dataReceived(AYT * 60)
+        self.assertEqual((client.inputHeld, transport.producerState), (True, "paused"))
+        self.line.deviceWritable(False)
         self.line.deviceWritable(True)
         self.assertEqual(transport.producerState, "paused")
         self.line.deviceWritable(False)
@@ -394,7 +411,9 @@ class AnswerBoundTests(SynchronousTestCase):
         client.dataReceived(b"\xff\xfa\x2c\x0a\xff\xff\xff\xf0")  # SET-LINESTATE-MASK 255
         transport.drain()
         self.line.deviceDataReceived(b"a" * 1100)
-        self.assertTrue(client.inputHeld)
+        guard = client.guard
+        assert guard is not None
+        self.assertTrue(guard.full)
         held = transport.value()
         self.device.modem = 0xB0
         self.clock.advance(0.05)
@@ -671,6 +690,44 @@ class ListenerPolicyTests(TestCase):
         queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
         self.assertLessEqual(queued, 65536 + 65536 + 65536)
         await closeClients(slow, fast)
+
+    async def test_telnetPersonBehindTypesAndIsAnswered(self) -> None:
+        """
+        A telnet person with an escape menu whose output is far behind a
+        flood (its socket's small buffer, read only when the test says):
+        its IAC IP reaches the device at once, its ^] s is answered ahead
+        of the output held for it; what it holds stays within its bound,
+        its held output and the answer budget.
+        """
+        import socket
+
+        service = startGateway(self, ptyLine(self.pty, "telnet,escape=^],outbuf=65536+tcp:0:interface=127.0.0.1"))
+        slow = await connect(listenerPort(service))
+        slow.transport.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # type: ignore[union-attr]
+        slow.transport.pauseProducing()  # type: ignore[union-attr]
+        line = service.lines["t"]
+        await until(self, lambda: line.clients, "the client to attach")
+        client: Any = line.clients[0]
+        await self.flood(slow, 2 * MiB)
+        guard = client.guard
+        self.assertTrue(guard.full)
+        slow.transport.write(b"\xff\xf4")  # type: ignore[union-attr]
+        # (It waited until the client had taken its output: here, for ever.)
+        self.assertEqual(await self.pty.received.contains(b"\x03"), b"\x03")
+        slow.transport.write(b"\x1ds")  # type: ignore[union-attr]
+        transport = client.transport
+
+        def queued() -> bytes:
+            return bytes(transport.dataBuffer[transport.offset:]) + b"".join(transport._tempDataBuffer)
+
+        await until(self, lambda: b"mode shared]" in queued(), "the answer to be queued")
+        self.assertLessEqual(len(queued()), 65536 + ANSWER_BUDGET + 65536)
+        self.assertLessEqual(guard.heldBytes, 65536)
+        slow.transport.resumeProducing()  # type: ignore[union-attr]
+        data = await slow.received.contains(b"mode shared]")
+        # Behind what the gateway and the kernel held for it, not behind what was dropped meanwhile.
+        self.assertLess(len(data), 4 * 65536 + 8192)
+        await closeClients(slow)
 
     async def test_slowClientDisconnected(self) -> None:
         """policy=disconnect cuts a client that cannot keep up; the others go on."""

@@ -18,6 +18,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
+from serialgw.clients.guard import OutputGuard
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices.device import SerialDevice
@@ -130,11 +131,13 @@ class FarPortAnswersTests(SynchronousTestCase):
 
     def test_heldWhileTheClientIsFull(self) -> None:
         """A client whose output is past its bound is told nothing meanwhile; once it drains, the value then, once."""
-        self.client.holdInput()
+        # (Its output past a bound: a guard of its own, as a listener's client has.)
+        guard = self.client.guard = OutputGuard(self.client, self.line, 1024, "drop")
+        guard.pauseProducing()
         self.link.dataReceived(sb(102, 7))
         self.clock.advance(0)
         self.link.dataReceived(sb(103, 3))
         self.clock.advance(0)
         self.assertEqual(self.transport.value(), b"")
-        self.client.releaseInput()
+        guard.resumeProducing()
         self.assertEqual(self.transport.value(), sb(102, 7) + sb(103, 3))

@@ -978,19 +978,19 @@ class SessionTests(SynchronousTestCase):
         h.lines["con1"].deviceWritable(True)
         self.assertEqual((channel.readingPaused, tcp.producerState), (False, "producing"))
 
-    def test_fullOutputHoldsInputWindowStillRead(self) -> None:
-        """A client past its output bound (window used up) has its input held, not parsed; it resumes when the window opens."""
+    def test_fullOutputReadOnAnswered(self) -> None:
+        """A client past its output bound (window used up) is read on: its typing reaches the device at once, ^] w is answered (out of its answer budget) once the window opens, ahead of the output held."""
         h = Harness("escape=^]+tcp:0")
         channel, conn = h.channel(window=4)
         channel.requestReceived(b"shell", b"")
         h.lines["con1"].deviceDataReceived(b"12345")
-        self.assertTrue(channel.readingPaused)
+        h.lines["con1"].deviceDataReceived(b"678")
+        self.assertFalse(channel.readingPaused)
         channel.dataReceived(b"ls\x1dw")
-        self.assertEqual(h.devices["con1"].events, [])
+        self.assertEqual(h.devices["con1"].events, [("write", b"ls")])
         channel.addWindowBytes(1000)
         self.assertFalse(channel.readingPaused)
-        self.assertEqual(h.devices["con1"].events, [("write", b"ls")])
-        self.assertIn(b"[serialgw: con1: ops1 (192.0.2.7:40000) (writer)]", sent(conn, channel))
+        self.assertEqual(sent(conn, channel)[-56:], b"\r\n[serialgw: con1: ops1 (192.0.2.7:40000) (writer)]\r\n678")
 
 
 class ConnectionTests(SynchronousTestCase):
