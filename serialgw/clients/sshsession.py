@@ -470,7 +470,8 @@ class SSHClient(Session, ClientEvents, SSHChannel):
             self.sendText(notice)
 
     # Reading the client (the Session pauses it while the device is behind
-    # or this client's output is past its bound): the channel's window is
+    # or this client's output is past its bound and its answer budget
+    # spent): the channel's window is
     # not opened again, so the client may send at most the window's rest.
     # The TCP connection is still read: the client's window adjusts for our
     # output must come in.

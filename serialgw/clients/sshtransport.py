@@ -4,7 +4,7 @@ limits (L{ServerTransport}): the login must be done within the factory's
 C{loginGrace} seconds, and a session asked for within as long again; a
 malformed packet ends the connection with one log line (whose fault an
 error is: L{serialgw.clients.sshfaults}); a client that does not read is
-not read; the messages and key exchanges a client may cause are bounded
+read on within an answer budget, then not read; the messages and key exchanges a client may cause are bounded
 (L{serialgw.clients.sshlimits}).
 
 Its one session (a client of its line) is L{serialgw.clients.sshsession};
@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.clients import sshlimits
-from serialgw.clients.guard import boundKernelQueue
+from serialgw.clients.guard import ANSWER_BUDGET, boundKernelQueue
 from serialgw.clients.session import CLOSE_GRACE
 from serialgw.clients.sshauth import USER_SIGNATURES
 from serialgw.clients.sshfaults import clientsFault, conchLog, messageName, sshPeer, sshSource
@@ -60,9 +60,14 @@ class ServerTransport(SSHServerTransport):
     start a session within as long again.
 
     It is its TCP connection's producer: while more than C{bufferSize}
-    waits unsent there, the client is not read (conch answers many messages,
-    an unknown one before login too: a client that sent them and never read
-    grew the queue without bound); a session's output flow is paused too.
+    waits unsent there, a session's output flow is paused, and the client
+    is read on (a person's typing, a Ctrl-C into a flooding console, reaches
+    the device at once: it waited until the client had taken its output)
+    while what is sent it meanwhile (conch answers many messages, an unknown
+    one before login too; window adjusts; its session's answers) stays
+    within the answer budget (guard.ANSWER_BUDGET, at most the bound); past
+    that it is not read until it has taken its output (a client that sent
+    such messages and never read grew the queue without bound).
     """
 
     _log = conchLog
@@ -88,6 +93,9 @@ class ServerTransport(SSHServerTransport):
     # The session's output flow, once it has one; whether the TCP buffer is full now.
     flow: Optional[_Flow] = None
     _full = False
+    # Bytes of messages sent while the TCP buffer is full (the answer budget), and whether they spent it.
+    _answered = 0
+    _answersSpent = False
     # Bytes of messages conch holds back while a key exchange is under way (sent once it is done);
     # past the TCP connection's bound, the session's output waits too.
     _heldByKex = 0
@@ -104,14 +112,16 @@ class ServerTransport(SSHServerTransport):
     # IPushProducer, for the TCP connection
 
     def pauseProducing(self) -> None:
+        # Read on: what is sent from now on is the answer budget's (sendPacket).
         self._full = True
-        tcp: Any = self.transport
-        tcp.pauseProducing()
+        self._answered = 0
         if self.flow is not None:
             self.flow.block("tcp")
 
     def resumeProducing(self) -> None:
         self._full = False
+        self._answered = 0
+        self._answersSpent = False
         tcp: Any = self.transport
         if tcp.disconnecting:
             # Drained while closing: Twisted asks for more instead of closing (without a producer, it closes).
@@ -158,6 +168,13 @@ class ServerTransport(SSHServerTransport):
                     self._heldTooMuch()
                     return
         SSHServerTransport.sendPacket(self, messageType, payload)
+        if self._full and not self._answersSpent:
+            self._answered += len(payload) + sshlimits.HELD_MESSAGE_COST
+            if self._answered >= min(ANSWER_BUDGET, self._bound()):
+                # Not read until it has taken its output.
+                self._answersSpent = True
+                tcp: Any = self.transport
+                tcp.pauseProducing()
 
     def heldForChannel(self, channel: Any) -> int:
         """
@@ -399,7 +416,7 @@ class ServerTransport(SSHServerTransport):
     def _readAgain(self) -> None:
         self._slowed = None
         tcp: Any = self.transport
-        if not self._full and not tcp.disconnecting:
+        if not self._answersSpent and not tcp.disconnecting:
             tcp.resumeProducing()
 
     def sendDisconnect(self, reason: int, desc: bytes) -> None:

@@ -1342,7 +1342,7 @@ class FactoryTests(SynchronousTestCase):
         return (struct.pack(">LB", 12, 10) + b"\x63" + b"\0" * 10) * count
 
     def test_unreadAnswersStopTheReading(self) -> None:
-        """A client that sends what conch answers (unknown messages, before logging in) and never reads: past bufferSize unsent it is no longer read, until it reads."""
+        """A client that sends what conch answers (unknown messages, before logging in) and never reads: past bufferSize unsent it is read on until what it was sent since spends the answer budget (at most the bound, here 2048: 100 bytes and the message's a message), then no longer read, until it reads."""
         factory = self.factory()
         transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
         tcp = BufferedTcp()
@@ -1351,7 +1351,17 @@ class FactoryTests(SynchronousTestCase):
         transport.dataReceived(self.unknownMessages(50))
         self.assertEqual((tcp.full, tcp.producerState), (False, "producing"))
         transport.dataReceived(self.unknownMessages(50))
-        self.assertEqual((tcp.full, tcp.producerState), (True, "paused"))
+        self.assertEqual((tcp.full, tcp.producerState), (True, "producing"))
+        full = len(tcp.value())
+        answered = 0
+        while tcp.producerState == "producing":
+            transport.dataReceived(self.unknownMessages(1))
+            answered += 1
+            self.assertLess(answered, 1000)
+        # (Those of the read that passed the bound count too.)
+        self.assertLessEqual(answered, -(-2048 // (4 + 100)))
+        self.assertLessEqual(len(tcp.value()), full + 2048)
+        transport.dataReceived(self.unknownMessages(1))
         tcp.drain()
         self.assertEqual(tcp.producerState, "producing")
         transport.connectionLost(None)
@@ -1458,7 +1468,7 @@ class FactoryTests(SynchronousTestCase):
         tcp = BufferedTcp()
         transport.makeConnection(tcp)
         transport.dataReceived(b"SSH-2.0-attack\r\n")
-        transport.dataReceived(self.unknownMessages(100))
+        transport.dataReceived(self.unknownMessages(300))
         transport.sendDisconnect(2, b"bye")
         tcp.drain()
         self.assertEqual((tcp.disconnecting, tcp.producer, tcp.producerState), (True, None, "paused"))
@@ -1483,6 +1493,25 @@ class FactoryTests(SynchronousTestCase):
         self.assertFalse(channel.guard.full)
         transport.pauseProducing()
         self.assertTrue(channel.guard.full)
+        transport.connectionLost(None)
+
+    def test_fullConnectionReadOn(self) -> None:
+        """Its TCP buffer past the bound (a person reading a flood slowly), the connection is still read: the session's ^C reaches the device at once, its output waits."""
+        h = Harness("escape=^],outbuf=4096+tcp:0")
+        factory = GatewaySSHFactory(newKey(), KeyRing(()), h.gateway)
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = BufferedTcp()
+        transport.makeConnection(tcp)
+        transport.setService(Connection())
+        channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=1 << 20, remoteMaxPacket=32768)
+        channel.conn = transport.service
+        channel.requestReceived(b"shell", b"")
+        transport.pauseProducing()
+        assert channel.guard is not None
+        self.assertEqual((channel.guard.full, tcp.producerState), (True, "producing"))
+        channel.dataReceived(b"\x03")
+        self.assertEqual(h.devices["con1"].events, [("write", b"\x03")])
+        self.assertEqual((channel.readingPaused, tcp.producerState), (False, "producing"))
         transport.connectionLost(None)
 
     def test_revokedWithoutSessionCut(self) -> None:
