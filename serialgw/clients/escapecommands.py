@@ -102,8 +102,10 @@ class EscapeCommands:
         capped = f" (at most {MAX_REPLAY_LINES}, not {asked})" if asked > count else ""
         self.client.notice(f"last {counted(count, 'line')} of {line.name}{capped}:")
         self.client.deliverKept(backlog[start:])
-        # An answer: past the client's bound (policy=block writes it), its budget's.
-        self.client.answered(len(backlog) - start)
+        if guard is None or guard.policy != "drop":
+            # An answer written past the client's bound (policy=block writes it): its budget's.  (With drop it
+            # waits with the output held for it, bounded, and a person's ^C after it still goes.)
+            self.client.answered(len(backlog) - start)
 
     def _count(self, typed: str) -> None:
         typed = typed or str(REPLAY_LINES)

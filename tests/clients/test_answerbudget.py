@@ -182,3 +182,16 @@ class AnswerBudgetTests(SynchronousTestCase):
         # The device's output past the bound (the line's 4800-byte chunk), the budget's 4096 and the replay that spent it.
         self.assertLessEqual(transport.most, 4800 + 4096 + 4096 + 64)
         self.assertEqual(self.device.events, [("pause", None)])
+
+    def test_replayWhileBehindWaitsWithTheOutput(self) -> None:
+        """Past its bound with policy=drop, ^] R 200 (twice) waits with the output held for it (bounded) and spends no budget: the ^C typed after it reaches the device."""
+        client, transport = self.telnet("telnet,escape=^],outbuf=4096+4444")
+        self.line.deviceDataReceived(b"line of output\r\n" * 300)
+        guard = client.guard
+        assert guard is not None
+        self.assertTrue(guard.full)
+        client.dataReceived(ESC + b"R200\r" + ESC + b"R200\r")
+        client.dataReceived(b"\x03")
+        self.assertEqual(self.device.events, [("write", b"\x03")])
+        self.assertEqual((client.inputHeld, guard.answered <= 200), (False, True))
+        self.assertLessEqual(guard.heldBytes, 4096)
