@@ -6,10 +6,11 @@ subnegotiations, keeps RFC 1143 (Q method) state for each side of each
 option so negotiation never loops, refuses unknown options at once,
 discards a Synch's data up to its DM (RFC 854), and escapes IAC on the way
 out (L{serialgw.wire.telnetout}); the options' state and negotiation are
-L{serialgw.wire.telnetoptions}.  Data without IAC (and, outside BINARY, without
-CR) is handed on in one piece: no per-byte Python loop on the hot path.  It
-knows no line and no session: subclasses (a client session, a remote
-device's link) override the C{telnet*} hooks and L{acceptLocal} /
+L{serialgw.wire.telnetoptions}, the hooks' defaults
+L{serialgw.wire.telnethooks}.  Data without IAC (and, outside BINARY,
+without CR) is handed on in one piece: no per-byte Python loop on the hot
+path.  It knows no line and no session: subclasses (a client session, a
+remote device's link) override the C{telnet*} hooks and L{acceptLocal} /
 L{acceptRemote}.
 
 Why not C{twisted.conch.telnet.Telnet}: it parses every byte in Python, turns
@@ -28,7 +29,6 @@ from typing import Any, Callable, Optional
 
 from twisted.internet.protocol import Protocol
 
-from serialgw.logflood import clientLog
 from serialgw.wire.qmethod import Side
 from serialgw.wire.sockets import urgentInline, urgentWatch
 
@@ -60,11 +60,8 @@ from serialgw.wire.telnetcodes import (  # noqa: F401
     WILL,
     WONT,
 )
-from serialgw.wire.telnetoptions import TelnetOptions
+from serialgw.wire.telnethooks import TelnetHooks
 from serialgw.wire.telnetout import ANSWER_BATCH, CR_WAIT, TelnetOutput  # noqa: F401
-
-# Limited per peer: a client's input cannot flood the log (logflood).
-log = clientLog()
 
 MAX_SUBNEGOTIATION = 1024
 # The most commands (negotiations, subnegotiations, other IAC commands; a
@@ -107,7 +104,7 @@ def _runEnd(data: bytes, start: int) -> int:
     return start if match is None else match.end()  # (never None: the run may be empty)
 
 
-class TelnetProtocol(TelnetOptions, Protocol):
+class TelnetProtocol(TelnetHooks, Protocol):
     """
     The telnet codec.  Subclasses override the C{telnet*} hooks and
     L{acceptLocal} / L{acceptRemote}.
@@ -158,89 +155,6 @@ class TelnetProtocol(TelnetOptions, Protocol):
     def parserState(self) -> ParserState:
         return self._state
 
-    # Hooks
-
-    def telnetDataReceived(self, data: bytes) -> None:
-        """Data from the peer, with IAC IAC undone and NVT CR NUL made CR."""
-
-    def telnetCommandReceived(self, command: int) -> None:
-        """A command other than negotiation: BRK, NOP, AYT, ..."""
-
-    def telnetSubnegotiation(self, option: int, payload: bytes) -> None:
-        """A whole subnegotiation, IAC IAC undone."""
-
-    def telnetSynched(self, discarded: int) -> None:
-        """
-        A Synch's DM: C{discarded} bytes of data before it were discarded.
-        Counted as ignored input (a log line each, not naming the peer, was
-        a log a peer could flood: one Synch a read).
-        """
-        if discarded:
-            self.telnetIgnored("Synch discarding data")
-
-    def telnetIgnored(self, kind: str) -> None:
-        """
-        Input was ignored: C{kind} says what ("malformed subnegotiation",
-        "oversized subnegotiation", ...).  Subclasses count it (logflood).
-        """
-        log.info("telnet: {kind} ignored", kind=kind)
-
-    def telnetBusy(self) -> bool:
-        """
-        This call of dataReceived has handled COMMANDS_PER_TURN commands and
-        more follow.  Return C{True} to have the rest held (as while
-        C{inputHeld}): the subclass stops reading the peer and calls
-        L{releaseWire} on a later turn of the reactor, so that the other
-        lines get theirs.  C{False} (this default, for a codec without a
-        reactor) handles the next COMMANDS_PER_TURN now.
-        """
-        return False
-
-    def subnegotiationWaits(self, option: bytes) -> bool:
-        """
-        A subnegotiation of C{option} (its first byte; empty: none) is
-        complete: return C{True} to have it, and what follows, held (as
-        while C{inputHeld}) until the subclass calls L{releaseWire}.
-        C{False} (this default): handled now.
-        """
-        return False
-
-    def commandWaits(self, command: int) -> bool:
-        """
-        A command other than negotiation (BRK, AYT, ...) is read: return
-        C{True} to have it, and what follows, held as L{subnegotiationWaits}
-        does.  C{False} (this default): handled now.
-        """
-        return False
-
-    # The turn that parses the rest of a busy read (busyNextTurn).
-    _busyCall: Any = None
-
-    def busyNextTurn(self, clock: Any, hold: Callable[[bool], None]) -> bool:
-        """
-        L{telnetBusy} for a subclass with a reactor: C{hold(True)} stops
-        reading the peer, the rest is parsed on the next turn of C{clock},
-        then C{hold(False)} (unless that parse was busy again).
-        """
-        if self._busyCall is None:
-            hold(True)
-            self._busyCall = clock.callLater(0, self._nextTurn, hold)
-        return True
-
-    def _nextTurn(self, hold: Callable[[bool], None]) -> None:
-        self._busyCall = None
-        if not self.inputHeld:
-            self.releaseWire()
-        if self._busyCall is None:
-            hold(False)
-
-    def stopTurns(self) -> None:
-        """The connection is gone: no next turn (nor a CR's NUL to send, nor urgent data to look for)."""
-        self._urgent = None
-        call, self._busyCall = self._busyCall, None
-        if call is not None and call.active():
-            call.cancel()
-        self.stopWaitingForCR()
 
     # Input
 
@@ -409,13 +323,6 @@ class TelnetProtocol(TelnetOptions, Protocol):
             return True
         self._commandsLeft = COMMANDS_PER_TURN
         return False
-
-    def spendCommands(self, count: int) -> None:
-        """
-        The command just handled cost as much as C{count} more of this
-        read's COMMANDS_PER_TURN (a subclass's command that reaches a device).
-        """
-        self._commandsLeft -= count
 
     def _holdFrom(self, data: bytes, start: int, state: ParserState) -> None:
         """
