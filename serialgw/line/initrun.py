@@ -13,6 +13,7 @@ L{LEFT_WAIT} s after the shell.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Any, Optional
 
@@ -45,6 +46,21 @@ _SYSTEMDS = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN
 
 def seconds(value: float) -> str:
     return f"{value:.1f} s"
+
+
+def leadsItsGroup(pid: int) -> bool:
+    """
+    Whether process C{pid} is this process's child (not reaped: a zombie
+    too) and leads its own process group (/proc/PID/stat): then
+    C{killpg(pid)} reaches that group and no other, as its pid cannot be
+    given to another process before this one reaps it.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[1]) == os.getpid() and int(fields[2]) == pid
+    except (OSError, IndexError, ValueError):
+        return False
 
 
 @implementer(IPushProducer)
@@ -309,12 +325,25 @@ class InitRun(ProcessProtocol):
         self._killTimer = self.reactor.callLater(KILL_WAIT, self.killNow)
 
     def killNow(self) -> None:
-        """SIGKILL (once SIGTERM was sent)."""
+        """
+        SIGKILL (once SIGTERM was sent): asked of the keeper, and sent to its
+        group by the gateway itself while the keeper is its child not reaped
+        and its group's leader (L{leadsItsGroup}): a group stopped as a whole
+        (SIGSTOP to it: the keeper's reader of requests stopped too) read no
+        request, and the run, and a stop of the gateway waiting for it, never
+        ended.
+        """
         if self._killTimer is not None and self._killTimer.active():
             self._killTimer.cancel()
         self._killTimer = None
         self._termHeld = False  # (SIGKILL ends it whether or not its shell runs yet)
         self._ask(KILL)
+        keeper = self.process.pid if self.process is not None and not self.ended.called else None
+        if keeper is not None and leadsItsGroup(keeper):
+            try:
+                os.killpg(keeper, signal.SIGKILL)
+            except OSError:
+                pass  # (gone meanwhile: nothing left to end)
 
     def _ask(self, request: bytes) -> None:
         """

@@ -15,9 +15,12 @@ The gateway signalled the group (killpg) with the shell's pid, also after
 the shell had been reaped (its pipes still open, a process it started
 still running or just gone): a pid reused meanwhile, by a process that
 leads a group of its own, would have been sent SIGTERM or SIGKILL.  Now the
-gateway signals nothing itself: it asks the keeper, over a pipe, and the
-keeper, alive and a member of the group, signals its own group
-(C{killpg(0, ...)}), whose id cannot be anyone else's while it lives.
+gateway asks the keeper, over a pipe, and the keeper, alive and a member
+of the group, signals its own group (C{killpg(0, ...)}), whose id cannot be
+anyone else's while it lives.  The one signal the gateway sends the group
+itself is the last SIGKILL (L{serialgw.line.initrun.InitRun.killNow}), and
+only while the keeper is its child not reaped and the group's leader: a
+group stopped as a whole (SIGSTOP to it) reads no request.
 
 And the gateway's end ends the session: the keeper reads its control pipe,
 whose other end only the gateway holds (the gateway's pipes are

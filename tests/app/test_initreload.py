@@ -22,7 +22,7 @@ from zope.interface import implementer
 from serialgw.app.lines import makeLine, retuneLine
 from serialgw.app.status import lineStatus, stamp
 from serialgw.config.specs import DeviceSpec, LineConfig
-from serialgw.line.initrun import LEFT_WAIT, SHELL
+from serialgw.line.initrun import LEFT_WAIT, SHELL, leadsItsGroup
 from tests.fakes import LogEvents, RecordingDevice
 
 
@@ -303,6 +303,16 @@ class InitReloadTests(SynchronousTestCase):
         run.childConnectionLost(2)
         run.processEnded(Failure(ProcessTerminated(signal=9)))
         self.assertEqual((run.outcome, reactor.getDelayedCalls()), ("done (exit 0, 0.0 s)", []))
+
+    def test_groupSignalledOnlyIfItsOwnChildLeadsIt(self) -> None:
+        """
+        The gateway SIGKILLs a run's group itself only where its keeper is
+        its child leading that group: not this process (its parent's child),
+        not PID 1, not a pid nobody has (the fakes' keepers' 4321 is not its
+        child either).
+        """
+        self.assertEqual([leadsItsGroup(pid) for pid in (os.getpid(), 1, 2**22 + 1, ProcessTransport.pid)],
+                         [False, False, False, False])
 
     def test_statusWhileKilledNotReaped(self) -> None:
         """The status page says what is true of a run killed and not reaped yet (its SIGKILL up to KILL_WAIT s away): not running (people type), its pid still its process's, 'killed, waiting for its exit'; once reaped, no pid, 'ended'."""

@@ -9,6 +9,7 @@ the clock, not after a wait.
 from __future__ import annotations
 
 import os
+import signal
 from typing import Any
 
 from twisted.internet import reactor
@@ -37,13 +38,18 @@ from tests.realio import (
 )
 
 
-def _gone(pid: int) -> bool:
-    """Whether process C{pid} has ended (gone, or a zombie its new parent has still to collect)."""
+def _state(pid: int) -> str:
+    """Process C{pid}'s state (/proc/PID/stat: R, S, T, Z...), or "" if it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+            return f.read().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
-        return True
+        return ""
+
+
+def _gone(pid: int) -> bool:
+    """Whether process C{pid} has ended (gone, or a zombie its new parent has still to collect)."""
+    return _state(pid) in ("", "Z")
 
 
 def _killLeft(pid: int) -> None:
@@ -257,6 +263,35 @@ class InitCommandPtyTests(TestCase):
         self.assertEqual(warned, [("t", f"init-command {outcome}", keeper)])
         client.transport.write(b"x")  # type: ignore[union-attr]
         self.assertEqual(await self.pty.received.length(1), b"x")
+
+    async def test_stoppedSessionKilled(self) -> None:
+        """
+        The run's whole group stopped (SIGSTOP to it: its keeper and the
+        keeper's reader of requests too) as the gateway stops: the SIGKILL
+        KILL_WAIT s after the SIGTERM ends it, sent to the group by the
+        gateway (the keeper, its child not reaped, keeps the group's id its
+        own), and the stop is over.  Before, no request was read: the run,
+        and the stop, never ended.
+        """
+        service, line, clock = self.start("echo up >&2; exec sleep 1000")
+        run = await self.running(line)
+        await until(self, lambda: run.stderr == b"up\n", "the command runs")
+        keeper = run.pid
+        assert keeper is not None
+        os.killpg(keeper, signal.SIGSTOP)
+
+        def left() -> None:
+            if not run.ended.called:
+                os.killpg(keeper, signal.SIGKILL)  # (not reaped: the group is still the keeper's)
+
+        self.addCleanup(left)
+        await until(self, lambda: _state(keeper) == "T", f"the keeper {keeper} stopped")
+        stopping = service.stopService()
+        self.assertEqual(run.outcome, "killed: the line is let go")
+        clock.advance(KILL_WAIT)
+        await until(self, lambda: run.ended.called, "the run's end after its SIGKILL")
+        await stopping
+        self.assertEqual(clock.getDelayedCalls(), [])
 
     async def test_deviceDownKillsIt(self) -> None:
         """The device goes while it runs: it is killed, said naming the line; people type again."""
