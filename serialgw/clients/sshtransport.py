@@ -112,9 +112,12 @@ class ServerTransport(SSHServerTransport):
     # IPushProducer, for the TCP connection
 
     def pauseProducing(self) -> None:
-        # Read on: what is sent from now on is the answer budget's (sendPacket).
+        # Read on: what is sent from now on is the answer budget's (sendPacket).  Twisted asks again at
+        # every write while full (FileDescriptor._maybePauseProducer): the budget starts only when it fills,
+        # else each answer, written, began it anew and it was never spent.
+        if not self._full:
+            self._answered = 0
         self._full = True
-        self._answered = 0
         if self.flow is not None:
             self.flow.block("tcp")
 

@@ -521,14 +521,18 @@ class Tcp(StringTransport):
 
 
 class BufferedTcp(Tcp):
-    """A TCP connection that pauses its streaming producer past bufferSize unsent, as Twisted's does, until drained."""
+    """
+    A TCP connection that pauses its streaming producer past bufferSize
+    unsent, as Twisted's does, until drained: again at every write while
+    full, as Twisted's C{_maybePauseProducer} does (22.10 and today's).
+    """
 
     bufferSize = 2048
     full = False
 
     def write(self, data: bytes) -> None:
         Tcp.write(self, data)
-        if self.producer is not None and not self.full and len(self.value()) > self.bufferSize:
+        if self.producer is not None and len(self.value()) > self.bufferSize:
             self.full = True
             self.producer.pauseProducing()
 
