@@ -19,9 +19,12 @@ from typing import Any
 
 # A process mover that moves nothing while its tty has input (readable, the
 # pipe empty, not paused) at STALL_LOOKS looks in a row, STALL_CHECK seconds
-# apart, is stalled.
+# apart, is stalled; one runnable at the deciding look (its state R: waiting
+# for a CPU, starved by busier processes or a spent cgroup quota) at
+# STARVED_LOOKS in a row (spinning, then: it got none of it moving nothing).
 STALL_CHECK = 1.0
 STALL_LOOKS = 2
+STARVED_LOOKS = 10
 
 
 def held(fd: int) -> int:
@@ -30,6 +33,19 @@ def held(fd: int) -> int:
         return int(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
     except OSError:
         return 0
+
+
+def processState(pid: int) -> str:
+    """
+    Process C{pid}'s state as /proc/PID/stat says it (C{R} runnable, C{S}
+    sleeping, C{D} in a driver, C{T} stopped, C{t} traced, C{Z}...), or
+    C{""} if it cannot be read (gone, no /proc).
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode("ascii", "replace")
+    except (OSError, IndexError):
+        return ""
 
 
 def readable(fd: int) -> bool:
@@ -55,7 +71,11 @@ class StallWatch:
     closes, the reactor delivers what it had moved, then reads the tty
     itself, where the bytes it had not taken still are.  A healthy mover at
     nice 19 beside a busy gateway still gets the CPU for a splice within
-    milliseconds: a second is far from a false alarm.  The reader tells it
+    milliseconds: a second is far from a false alarm.  But a process mover
+    runnable at the deciding look (L{processState} C{R}) is waiting for a
+    CPU, not stopped or hung (a machine saturated by busier work, its
+    cgroup's CPU quota spent): it is given STARVED_LOOKS looks (before, it
+    was killed at the second, said 'stopped or hung').  The reader tells it
     of each delivery (L{moved}) and pause (L{paused}).
     """
 
@@ -91,14 +111,21 @@ class StallWatch:
                    and not readable(reader.pipeFileno()) and readable(self.tty))
         self.stalls = self.stalls + 1 if stalled else 0
         self.delivered, self.pausedSince = 0, False
-        if self.stalls < STALL_LOOKS:
+        # (Its state looked at only once it would be killed: a read of /proc a look while it idles, none while it moves.)
+        runnable = (self.stalls >= STALL_LOOKS and reader.mode == "process" and reader.pid is not None
+                    and processState(reader.pid) == "R")
+        if self.stalls < (STARVED_LOOKS if runnable else STALL_LOOKS):
             self._call = reader.reactor.callLater(STALL_CHECK, self._look)
             return
+        took = f"{self.stalls * STALL_CHECK:.0f} s"
         if reader.mode == "thread":
-            why = (f"its thread moved nothing for {STALL_LOOKS * STALL_CHECK:.0f} s while the tty held "
-                   f"{held(self.tty)} bytes (stuck): left to end on its own")
+            why = (f"its thread moved nothing for {took} while the tty held {held(self.tty)} bytes (stuck): left to "
+                   "end on its own")
+        elif runnable:
+            why = (f"its process, pid {reader.pid}, runnable, moved nothing for {took} while the tty held "
+                   f"{held(self.tty)} bytes (spinning, or starved of CPU): killed")
         else:
-            why = (f"its process, pid {reader.pid}, moved nothing for {STALL_LOOKS * STALL_CHECK:.0f} s while the "
-                   f"tty held {held(self.tty)} bytes (stopped or hung): killed")
+            why = (f"its process, pid {reader.pid}, moved nothing for {took} while the tty held {held(self.tty)} bytes "
+                   "(stopped or hung): killed")
         self.stop()
         reader.stalled(why)

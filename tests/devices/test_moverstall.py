@@ -21,9 +21,9 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.devices import floodhandoff, floodread, mover
+from serialgw.devices import floodhandoff, floodread, mover, moverwatch
 from serialgw.devices.floodread import FloodReader
-from serialgw.devices.moverwatch import STALL_CHECK, STALL_LOOKS
+from serialgw.devices.moverwatch import STALL_CHECK, STALL_LOOKS, STARVED_LOOKS, processState
 from tests.devices import waits
 from tests.devices.test_floodread import FULL, Flooding
 
@@ -117,6 +117,66 @@ class StallTests(Flooding):
             self.pipeReads(self.reader)
             self.looks(1)
         self.assertEqual(self.killed, [])
+
+    def states(self, *states: str) -> list[int]:
+        """The mover's state as a fake /proc says it: C{states} in turn, the last one from then on; the pids looked at."""
+        asked: list[int] = []
+        left = list(states)
+
+        def state(pid: int) -> str:
+            asked.append(pid)
+            return left.pop(0) if len(left) > 1 else left[0]
+
+        self.patch(moverwatch, "processState", state)
+        return asked
+
+    def test_starvedMoverGivenLonger(self) -> None:
+        """
+        A mover runnable (R: waiting for a CPU, starved) that moves nothing
+        while the tty holds bytes is not killed at STALL_LOOKS looks (before:
+        killed, said 'stopped or hung'), but at STARVED_LOOKS (it had the
+        time: spinning), said so; its state is read only at deciding looks.
+        """
+        asked = self.states("R")
+        self.deviceSends(b"left in the tty")
+        with capturedLogs() as events:
+            self.looks(STARVED_LOOKS - 1)
+            self.assertEqual((self.killed, asked), ([], [NO_PID] * (STARVED_LOOKS - STALL_LOOKS)))
+            self.looks(1)
+        self.assertEqual(self.killed, [NO_PID])
+        said = [e["error"] for e in events if "mover failed" in e["log_format"]]
+        self.assertEqual(said, [f"its process, pid {NO_PID}, runnable, moved nothing for {STARVED_LOOKS} s while the "
+                                "tty held 15 bytes (spinning, or starved of CPU): killed"])
+
+    def test_starvedThenStoppedKilled(self) -> None:
+        """A mover runnable at one look and stopped (T) at the next, having moved nothing meanwhile, is killed then."""
+        self.states("R", "T")
+        self.deviceSends(b"left in the tty")
+        with capturedLogs() as events:
+            self.looks(STALL_LOOKS)
+            self.assertEqual(self.killed, [])
+            self.looks(1)
+        self.assertEqual(self.killed, [NO_PID])
+        said = [e["error"] for e in events if "mover failed" in e["log_format"]]
+        self.assertEqual(said, [f"its process, pid {NO_PID}, moved nothing for {STALL_LOOKS + 1} s while the tty held "
+                                "15 bytes (stopped or hung): killed"])
+
+    def test_starvedMoverThatMovesGoesOn(self) -> None:
+        """A starved mover that gets its CPU and moves before STARVED_LOOKS goes on: its count starts again."""
+        self.states("R")
+        self.deviceSends(b"late")
+        self.looks(STARVED_LOOKS - 1)
+        self.move()
+        self.pipeReads(self.reader)
+        self.deviceSends(b"more")
+        self.looks(STARVED_LOOKS)  # (the first sees what it moved)
+        self.assertEqual(self.killed, [])
+        self.looks(1)
+        self.assertEqual(self.killed, [NO_PID])
+
+    def test_processStateFromProc(self) -> None:
+        """processState reads /proc/PID/stat: this process, running its test, is R; a pid nobody has, ''."""
+        self.assertEqual((processState(os.getpid()), processState(NO_PID)), ("R", ""))
 
     def test_stopEndsTheWatch(self) -> None:
         """A mover stopped (the device closed) leaves no look on the clock and no descriptor."""
