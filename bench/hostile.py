@@ -19,7 +19,8 @@ Cases:
           reading; a telnet one reading slowly): how much the reader got,
           second by second; --crowd N more telnet clients that never read,
           --block one on a raw,policy=block listener too (which stops the
-          line for everyone: block is for a single data client)
+          line for everyone: block is for a single data client), --policy
+          block both listeners so (as bench/run.py's single line has them)
   ctrlc   a person reading a flooding console slowly (20 and 100 KB/s) on
           telnet,escape=^] sends ^C, then IAC IP: how late each reaches the
           device (the device writes 'y' as fast as the pty takes it until it
@@ -229,10 +230,11 @@ def casePipe(repo: str) -> dict[str, object]:
 
 
 def caseMixed(repo: str, seconds: float = 20.0, rate: float = 0.0, crowd: int = 0,
-              block: bool = False) -> dict[str, object]:
-    telnet = "telnet,escape=^]+tcp:0:interface=127.0.0.1"
+              block: bool = False, policy: str = "") -> dict[str, object]:
+    options = f",policy={policy}" if policy else ""
+    telnet = f"telnet,escape=^]{options}+tcp:0:interface=127.0.0.1"
     extra = ["--listen", "raw,policy=block+tcp:0:interface=127.0.0.1"] if block else []
-    gw = Gateway(repo, ["--port", telnet, "--listen", "raw+tcp:0:interface=127.0.0.1", *extra])
+    gw = Gateway(repo, ["--port", telnet, "--listen", f"raw{options}+tcp:0:interface=127.0.0.1", *extra])
     stop = threading.Event()
     try:
         tport, rport = gw.port("telnet"), gw.port("raw")
@@ -290,7 +292,8 @@ def caseMixed(repo: str, seconds: float = 20.0, rate: float = 0.0, crowd: int = 
             while len(ready := re.findall(rb"raw listener ready on 127\.0\.0\.1:(\d+)", gw.output)) < 2:
                 time.sleep(0.05)
             blockPort = int(ready[1])
-            idle.append(nonReader(blockPort))
+            # A plain client (the kernel's default receive buffer, autotuned) that never reads.
+            idle.append(socket.create_connection(("127.0.0.1", blockPort)))
         jobs: list[tuple[Callable[..., None], tuple[object, ...]]] = [
             (reader, ()), (slowReader, ()),
             (flooder, (tport, b"\xff\xf6")), (flooder, (tport, b"\xff\xfd\x63")),
@@ -351,8 +354,8 @@ def caseCtrlC(repo: str, listener: str, rate: float, key: bytes) -> dict[str, ob
         sent = None
         while time.monotonic() - start < 60 and not seen:
             if sent is None and time.monotonic() - start > 2:
-                s.send(key)
                 sent = time.monotonic()
+                s.send(key)
             s.recv(2048)
             time.sleep(2048 / rate)
         late = round(seen[0] - sent, 2) if seen and sent is not None else None
@@ -376,6 +379,7 @@ def main() -> None:
     parser.add_argument("--crowd", type=int, default=0, help="mixed: this many more telnet clients that never read")
     parser.add_argument("--block", action="store_true",
                         help="mixed: and one that never reads on a raw,policy=block listener")
+    parser.add_argument("--policy", default="", help="mixed: policy= on both listeners (block: as bench/run.py's single line)")
     parser.add_argument("cases", nargs="*", default=["ayt", "do", "help", "who", "remote", "pipe"])
     options = parser.parse_args()
     global REQUESTS
@@ -396,7 +400,7 @@ def main() -> None:
         elif case == "pipe":
             casePipe(options.repo)
         elif case == "mixed":
-            caseMixed(options.repo, rate=options.rate, crowd=options.crowd, block=options.block)
+            caseMixed(options.repo, rate=options.rate, crowd=options.crowd, block=options.block, policy=options.policy)
         elif case == "ctrlc":
             for rate in (20000.0, 100000.0):
                 for key in (b"\x03", b"\xff\xf4"):
