@@ -47,7 +47,6 @@ LOW_WATER = 16 * 1024
 PIECE_COST = 64
 
 
-# (LossAndReturn before SettingsInOrder and Pacing: their stand-ins for its _gone and _lost raise.)
 @implementer(IDevice, IRestingDevice)
 class SerialDevice(DeviceControls, LossAndReturn, SettingsInOrder, Pacing, EarlyHold, FloodReading, RestAndWake):
     """

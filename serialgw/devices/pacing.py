@@ -8,7 +8,7 @@ it works on the device's output queue, port and counters.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serialgw.devices.breaks import DRAINING_QUEUE, BreakSequencer
 from serialgw.devices.sources import Sources
@@ -33,18 +33,14 @@ class Pacing:
     _paceCall: Any
     _nextWrite: float
 
-    @property
-    def usable(self) -> bool:
-        raise NotImplementedError
-
-    def _lost(self, error: BaseException) -> None:
-        raise NotImplementedError
-
-    def _startWriting(self) -> None:
-        raise NotImplementedError
-
-    def _checkWatermark(self) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:
+        # (The device's other parts': declared for mypy alone, as a stub at run time would shadow the real one in
+        # SerialDevice's MRO, and naming SerialDevice would be an import cycle; tests.test_layers.PartStubTests.)
+        @property
+        def usable(self) -> bool: ...
+        def _lost(self, error: BaseException) -> None: ...
+        def _startWriting(self) -> None: ...
+        def _checkWatermark(self) -> None: ...
 
     def setPace(self, pace: float, paceLine: float = 0.0) -> None:
         """
