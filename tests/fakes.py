@@ -16,7 +16,8 @@ from zope.interface import implementer
 
 from serialgw.config.specs import SerialSettings
 from serialgw.interfaces import IClient, IDevice, IPort
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 
 
 @implementer(IPort)

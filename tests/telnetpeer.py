@@ -7,7 +7,8 @@ telnet client offers (L{OFFER}), the answer of a peer that agrees
 from __future__ import annotations
 
 from serialgw.wire.rfc2217 import COM_PORT_OPTION
-from serialgw.wire.telnet import BINARY, DO, ECHO, IAC, SB, SE, SGA, WILL, WONT, TelnetProtocol
+from serialgw.wire.telnet import TelnetProtocol
+from serialgw.wire.telnetcodes import BINARY, DO, ECHO, IAC, SB, SE, SGA, WILL, WONT
 from serialgw.wire.telnetoptions import MAX_OPTION_CHANGES
 
 # What a telnet client of the gateway sends first: WILL ECHO, SGA, BINARY;

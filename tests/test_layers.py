@@ -7,6 +7,7 @@ loaded with it are checked against what that layer may use.
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import json
 import os
@@ -207,6 +208,95 @@ class ImportDirectionTests(SynchronousTestCase):
                     "def f():\n    import serialgw.clients.raw\n    from ..clients import session\n")
         self.assertEqual(writtenImports(path, "serialgw.devices.probe"),
                          [(3, "serialgw.app.service"), (5, "serialgw.clients.raw"), (6, "serialgw.clients.session")])
+
+
+@functools.cache
+def definedNames(path: str) -> tuple[set[str], set[str]]:
+    """
+    The names a module's source defines at its top (functions, classes,
+    assignments; also inside a top-level if or try), and those it only
+    imports there.
+    """
+    with open(path) as source:
+        tree = ast.parse(source.read(), path)
+    defined: set[str] = set()
+    imported: set[str] = set()
+    for top in tree.body:
+        for node in ast.walk(top) if isinstance(top, (ast.If, ast.Try)) else [top]:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                defined.update(n.id for target in targets for n in ast.walk(target) if isinstance(n, ast.Name))
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                imported.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+    return defined, imported - defined
+
+
+def secondHandImports(path: str, name: str) -> list[str]:
+    """
+    Each C{from serialgw.X import NAME} in a source (at its top, in a
+    function, under TYPE_CHECKING) where X only imports NAME from elsewhere:
+    NAME's home is another module, and X would break the importer by no
+    longer needing it.
+    """
+    with open(path) as source:
+        tree = ast.parse(source.read(), path)
+    package = name if path.endswith("__init__.py") else name.rpartition(".")[0]
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        base = node.module or ""
+        if node.level:
+            parts = package.split(".")
+            base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+        if base != "serialgw" and not base.startswith("serialgw."):
+            continue
+        where = os.path.join(REPO, *base.split("."))
+        home = os.path.join(where, "__init__.py") if os.path.isdir(where) else where + ".py"
+        _, onlyImported = definedNames(home)
+        for alias in node.names:
+            isModule = os.path.exists(os.path.join(where, alias.name + ".py")) or os.path.isdir(
+                os.path.join(where, alias.name))
+            if alias.name in onlyImported and not isModule:
+                found.append(f"{name}:{node.lineno} takes {alias.name} from {base}, which only imports it")
+    return found
+
+
+class SecondHandImportTests(SynchronousTestCase):
+    def test_namesImportedFromTheirHome(self) -> None:
+        """
+        No module of serialgw, tests or twisted/plugins takes a name from a
+        serialgw module that only imports it (Role from line.hub, a telnet
+        code from wire.telnet, CLOSE_GRACE from clients.session): each name
+        comes from the module that defines it, so that a module's imports
+        are its own business.
+        """
+        found = []
+        for top in ("serialgw", "tests", "twisted"):
+            for root, dirs, files in os.walk(os.path.join(REPO, top)):
+                dirs[:] = [d for d in dirs if not d.startswith("_trial_temp")]
+                for f in sorted(files):
+                    if f.endswith(".py"):
+                        path = os.path.join(root, f)
+                        name = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".").removesuffix(".__init__")
+                        found += secondHandImports(path, name)
+        self.assertEqual(sorted(found), [])
+
+    def test_aSecondHandImportIsSeen(self) -> None:
+        """The check sees a name taken from a module that only imports it, at the top or in a function, absolute or
+        relative; a name the module defines, and a submodule, pass."""
+        source = self.mktemp()
+        os.makedirs(source)
+        path = os.path.join(source, "probe.py")
+        with open(path, "w") as f:
+            f.write("from serialgw.line.hub import Line, Role\nfrom serialgw.devices import termio\n"
+                    "def f():\n    from ..wire.telnet import IAC, TelnetProtocol\n")
+        self.assertEqual(secondHandImports(path, "serialgw.clients.probe"),
+                         ["serialgw.clients.probe:1 takes Role from serialgw.line.hub, which only imports it",
+                          "serialgw.clients.probe:4 takes IAC from serialgw.wire.telnet, which only imports it"])
+
 
 def typeCheckingStubs() -> dict[tuple[str, str], list[ast.FunctionDef]]:
     """

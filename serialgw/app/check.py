@@ -446,7 +446,7 @@ def _checkHostKey(path: str, errors: list[str], warnings: list[str]) -> None:
         errors.append(f"the SSH host key {quote(path)} may be read by others (mode {mode & 0o777:04o}): chmod 600 it")
         return
     # Read as the start reads it (an empty file, a public key there stop it); nothing is made.
-    from serialgw.clients.ssh import SSHError, loadHostKey
+    from serialgw.clients.sshhostkey import SSHError, loadHostKey
 
     try:
         loadHostKey(path, make=False)

@@ -46,7 +46,8 @@ from serialgw.clients.transports import describeAddress
 from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol
 from serialgw.config.specs import LineConfig, describeUnix, isAbstract, quote
 from serialgw.devices.backoff import CarriedBackoff
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 
 log = Logger()
 

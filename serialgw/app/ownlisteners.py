@@ -47,7 +47,8 @@ def serveStatus(service: GatewayService, description: str) -> None:
 
 
 def serveSSH(service: GatewayService, spec: SSHSpec) -> None:
-    from serialgw.clients.ssh import SSHError, makeFactory
+    from serialgw.clients.ssh import makeFactory
+    from serialgw.clients.sshhostkey import SSHError
 
     try:
         factory = makeFactory(spec, lambda: service.lines, service.reactor)

@@ -28,10 +28,9 @@ from serialgw.config.devicekeys import (
     serialOnlyRefusal,
     stringBreakRefusal,
 )
-from serialgw.config.file import nameProblem
 from serialgw.config.foreign import OPTIONS, deviceWithSettings
 from serialgw.config.gatewaylisteners import parseSSHListener
-from serialgw.config.linetable import MAX_NAME, initCommandRefusal, initTimeoutRefusal, initTimeoutSeconds
+from serialgw.config.linetable import MAX_NAME, initCommandRefusal, initTimeoutRefusal, initTimeoutSeconds, nameProblem
 from serialgw.config.listeners import parseListener
 from serialgw.config.listenerspecs import ListenerKind, ListenerSpec
 from serialgw.config.loops import ptyLoop

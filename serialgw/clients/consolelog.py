@@ -39,7 +39,8 @@ from serialgw.clients.logwriter import attach, detach
 from serialgw.clients.logwrites import LogWrites
 from serialgw.config.logspec import LogSpec
 from serialgw.interfaces import IConsoleLog
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 
 log = Logger()
 

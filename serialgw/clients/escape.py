@@ -34,7 +34,8 @@ from typing import Any, Callable
 
 from serialgw.clients.escapecommands import REPLAY_LINES, WHO_CLIENTS_PER_KEY, EscapeCommands
 from serialgw.config.breakseqs import shownSequence
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.logflood import clientLog
 
 # Limited per peer: a client's input cannot flood the log (logflood).

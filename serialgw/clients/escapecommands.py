@@ -17,7 +17,8 @@ from twisted.logger import Logger
 from serialgw.config.baudrates import unusualBaud
 from serialgw.config.parsers import applySingle
 from serialgw.config.specs import ConfigError, SerialSettings
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.logflood import counted, peerLimiter
 
 # Limited per peer: a client's input cannot flood the log (logflood); the

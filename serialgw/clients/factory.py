@@ -25,7 +25,8 @@ from serialgw.clients.tls import HandshakeGate, caVerifier, peerSubject
 from serialgw.clients.transports import addressAllowed, admittedBy, describeAddress, peerName, sourceOf
 from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol
 from serialgw.config.sshkeys import printable
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.logflood import ListenerKey, clientLog, counted
 
 log = Logger()

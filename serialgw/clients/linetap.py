@@ -19,7 +19,8 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.reading import stopCalls
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.line.textgate import openTail
 
 if TYPE_CHECKING:

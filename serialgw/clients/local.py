@@ -27,7 +27,8 @@ from serialgw.config.listenerspecs import ListenerKind, ListenerSpec, Protocol
 from serialgw.config.paths import NOT_FOLLOWED, noFollow
 from serialgw.config.specs import quote
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 
 log = Logger()
 

@@ -17,7 +17,8 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.config.listenerspecs import UDPSpec
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.logflood import ListenerKey, clientLog
 
 log = Logger()

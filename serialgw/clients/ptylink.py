@@ -44,7 +44,8 @@ from serialgw.devices.links import givePty, removeSymlink, replaceSymlink, resto
 from serialgw.devices.ptywatch import SlaveWatch
 from serialgw.devices.termio import readTermios, termiosConstant
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.logflood import clientLog
 
 # Limited per peer: a program flipping its termios in a loop cannot flood the log (logflood).

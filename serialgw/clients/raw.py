@@ -13,7 +13,8 @@ from zope.interface import implementer
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.session import Session
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.wire.sockets import writeNow
 
 

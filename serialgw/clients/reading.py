@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 from OpenSSL import SSL
 
-from serialgw.line.hub import Role
+from serialgw.line.role import Role
 from serialgw.logflood import clientLog
 
 # Limited per peer: a client's input cannot flood the log (logflood).

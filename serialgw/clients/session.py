@@ -16,13 +16,13 @@ from serialgw.clients.reading import DEVICE_BEHIND, ESCAPE_BUSY, HELD_INPUT_LIMI
 
 # (CLOSE_GRACE's home is sessionend; clients/sshsession.py and sshtransport.py, conv31's ground in s31, still import it
 # from here: it goes once they take it from sessionend.)
-from serialgw.clients.sessionend import CLOSE_GRACE, SessionEnd  # noqa: F401
+from serialgw.clients.sessionend import SessionEnd
 from serialgw.clients.tls import peerSubject
 from serialgw.clients.transports import cameIn, peerName
 from serialgw.config.banner import fillBanner
 from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.config.sshkeys import printable
-from serialgw.line.hub import Role
+from serialgw.line.role import Role
 from serialgw.logflood import Peer, clientLog
 from serialgw.wire.sockets import noDelay
 

@@ -26,13 +26,14 @@ from zope.interface import implementer
 
 from serialgw.clients.base import ClientEvents
 from serialgw.clients.guard import boundKernelQueue
-from serialgw.clients.session import CLOSE_GRACE, PERSON_SESSIONS_PER_LINE, Session, sessionsOf
+from serialgw.clients.session import PERSON_SESSIONS_PER_LINE, Session, sessionsOf
+from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.sshfaults import conchLog
 from serialgw.clients.sshtransport import ServerTransport
 from serialgw.clients.transports import admittedBy, describeAddress
 from serialgw.config.sshkeys import printable, printableBytes
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Role
+from serialgw.line.role import Role
 from serialgw.logflood import Peer, clientLog, counted
 
 if TYPE_CHECKING:

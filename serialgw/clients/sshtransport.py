@@ -30,7 +30,7 @@ from zope.interface import implementer
 
 from serialgw.clients import sshlimits
 from serialgw.clients.guard import ANSWER_BUDGET, boundKernelQueue
-from serialgw.clients.session import CLOSE_GRACE
+from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.sshauth import USER_SIGNATURES
 from serialgw.clients.sshfaults import clientsFault, conchLog, messageName, sshPeer, sshSource
 from serialgw.clients.transports import describeAddress

@@ -23,7 +23,8 @@ from serialgw.clients.local import openLocal
 from serialgw.clients.raw import RawClient
 from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.config.specs import quote
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 
 # (The namespace its events had before this module was split from local.)
 log = Logger(namespace="serialgw.clients.local")

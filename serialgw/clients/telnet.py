@@ -19,12 +19,13 @@ from serialgw.clients.reading import BUSY, CONTROL_WAIT, DEVICE_BEHIND, TYPED_WA
 from serialgw.clients.rfc2217 import ComPortControl
 from serialgw.clients.session import Session
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.logflood import IgnoredInput
 from serialgw.wire.qmethod import Q
 from serialgw.wire.rfc2217 import COM_PORT_OPTION, FLOWCONTROL_RESUME, FLOWCONTROL_SUSPEND
-from serialgw.wire.telnet import AO, AYT, BINARY, BRK, COMMANDS_PER_TURN, DM, ECHO, IP, NAWS, SGA, TTYPE, TelnetProtocol
-from serialgw.wire.telnetcodes import ABORT, EOF, SUSP
+from serialgw.wire.telnet import COMMANDS_PER_TURN, TelnetProtocol
+from serialgw.wire.telnetcodes import ABORT, AO, AYT, BINARY, BRK, DM, ECHO, EOF, IP, NAWS, SGA, SUSP, TTYPE
 
 _OWE_MODEM = 1
 # What IAC IP (Interrupt Process) reaches the device as: ^C; and RFC 1184's End of File, Suspend and Abort:

@@ -50,7 +50,8 @@ from serialgw.wire.rfc2217 import (
     flowCode,
     modemLineCode,
 )
-from serialgw.wire.telnet import BINARY, BRK, DO, DONT, ECHO, IAC_B, SGA, WILL, WONT, TelnetProtocol
+from serialgw.wire.telnet import TelnetProtocol
+from serialgw.wire.telnetcodes import BINARY, BRK, DO, DONT, ECHO, IAC_B, SGA, WILL, WONT
 
 log = Logger()
 # The gateway's own errors in handling what a far end says (a traceback:

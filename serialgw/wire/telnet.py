@@ -31,37 +31,8 @@ from twisted.internet.protocol import Protocol
 
 from serialgw.wire.qmethod import Side
 from serialgw.wire.sockets import urgentInline, urgentWatch
-
-# The codes, imported from here by the codec's users (clients, devices, tests).
-from serialgw.wire.telnetcodes import (  # noqa: F401
-    AO,
-    AYT,
-    BINARY,
-    BRK,
-    CR,
-    DM,
-    DM_B,
-    DO,
-    DONT,
-    EC,
-    ECHO,
-    EL,
-    GA,
-    IAC,
-    IAC_B,
-    IAC_IAC,
-    IP,
-    NAWS,
-    NOP,
-    SB,
-    SE,
-    SGA,
-    TTYPE,
-    WILL,
-    WONT,
-)
+from serialgw.wire.telnetcodes import BINARY, CR, DM, DM_B, DONT, IAC, IAC_B, IAC_IAC, SB, SE, WILL
 from serialgw.wire.telnethooks import TelnetHooks
-from serialgw.wire.telnetout import ANSWER_BATCH, CR_WAIT, TelnetOutput  # noqa: F401
 
 MAX_SUBNEGOTIATION = 1024
 # The most commands (negotiations, subnegotiations, other IAC commands; a

@@ -206,7 +206,7 @@ class StartHungOpenTests(TestCase):
         naming it; what the other lines' opens made is closed, and what the
         hung one opens later too.
         """
-        from serialgw.app.listen import StartupError
+        from serialgw.app.binding import StartupError
         from serialgw.devices import reopenpool
 
         self.patch(reopenpool, "START_WAIT", 1.0)

@@ -22,7 +22,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, readBody
 
-from serialgw.app.logs import DialEndpoint, JournalObserver, TidyObserver, journalStream, tidy
+from serialgw.app.logs import JournalObserver, TidyObserver, journalStream, tidy
+from serialgw.devices.backoff import DialEndpoint
 from serialgw.line.hub import Line
 from tests.fakes import CallObserver, RecordingClient, RecordingDevice
 from tests.realio import TWISTD, spawn, startProcess

@@ -18,7 +18,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app.metricsformat import MetricsFormats, wantsOpenMetrics
-from serialgw.app.status import ThrottledPage, statusSite
+from serialgw.app.status import statusSite
+from serialgw.app.statushttp import ThrottledPage
 from serialgw.line.hub import Line
 from tests.fakes import Lines, RecordingDevice
 

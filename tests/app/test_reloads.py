@@ -353,7 +353,7 @@ class ChecksInTurnsTests(SynchronousTestCase):
 
     def test_refusedInTurns(self) -> None:
         """A listener that cannot be bound, found in a later turn of the checks: the reload is refused with its reason, nothing changed, every listener it bound closed again."""
-        from serialgw.app.listen import StartupError
+        from serialgw.app.binding import StartupError
 
         service = GatewayService([self.config(0)], reactor=self.clock, openPort=self.openPort)
         service.startService()

@@ -23,7 +23,8 @@ from serialgw.app.slices import SLICE_CLIENTS, SLICE_LINES, jsonParts, metricsPa
 from serialgw.app.status import MetricsCollector, lineStatus, statusSite
 from serialgw.clients.raw import RawClient
 from serialgw.config.listeners import parseListener
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import Lines, RecordingDevice, oneTurn
 
 

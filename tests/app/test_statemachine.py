@@ -45,9 +45,9 @@ from serialgw.clients.telnet import AS_TYPED
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from serialgw.devices.ports import openPort
-from serialgw.line.hub import Role
+from serialgw.line.role import Role
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import AYT, BRK, IAC, IP, NOP, WILL
+from serialgw.wire.telnetcodes import AYT, BRK, IAC, IP, NOP, WILL
 from tests.realio import PtyPair, testLockDir
 from tests.telnetpeer import sb
 

@@ -24,7 +24,8 @@ from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import Lines, RecordingDevice
 from tests.realio import closeClients, connect, listenerPort, socketPath, startedPty, startGateway
 

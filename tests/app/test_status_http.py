@@ -20,7 +20,8 @@ from twisted.logger import capturedLogs, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.app.status import StatusChannel, ThrottledPage, statusSite
+from serialgw.app.status import statusSite
+from serialgw.app.statushttp import StatusChannel, ThrottledPage
 from serialgw.line.hub import Line
 from tests.fakes import Lines, RecordingDevice
 from tests.realio import Clients, connect, ptyLine, startedPty, startGateway
@@ -410,7 +411,7 @@ class StatusSocketTests(TestCase):
         import socket
         import stat
 
-        from serialgw.app.listen import StartupError
+        from serialgw.app.binding import StartupError
         from serialgw.app.service import GatewayService
 
         directory = shortDirectory(self)

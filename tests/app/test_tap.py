@@ -14,7 +14,7 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from serialgw.app import optiontable, tap
-from serialgw.app.listen import StartupError
+from serialgw.app.binding import StartupError
 from serialgw.app.service import GatewayService
 from serialgw.config.listenerspecs import ListenerSpec, Protocol
 from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings, quote
@@ -81,7 +81,7 @@ class OptionsTests(SynchronousTestCase):
     def test_nameFromTheDeviceByTheFileRule(self) -> None:
         """A name taken from the device (no --name) follows the rule of a [lines.NAME] too: what else the path holds ('/', ':', a space) becomes '-' (a newline or an escape sequence is refused); it reached logs, the status page and SSH user names as it was.  An rfc2217:// device's keeps its scheme, as telnet:'s and tcp:'s do (it was 'h.example-7000')."""
         from serialgw.config import thishost
-        from serialgw.config.file import nameProblem
+        from serialgw.config.linetable import nameProblem
 
         # (telnet:host:4444 dials the default listener's port: not this machine's /etc/hosts or host name, where
         # 'host' at a loopback address made it a loop, refused.)

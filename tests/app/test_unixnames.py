@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.app.listen import StartupError
+from serialgw.app.binding import StartupError
 from serialgw.app.service import GatewayService
 from serialgw.config.specs import DeviceSpec, LineConfig
 from tests.realio import ptyLine

@@ -17,8 +17,9 @@ from serialgw.clients.guard import ANSWER_BUDGET
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.line.hub import Line, Role
-from serialgw.wire.telnet import ANSWER_BATCH
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
+from serialgw.wire.telnetout import ANSWER_BATCH
 from tests.fakes import BoundedTransport, RecordingDevice, oneTurn
 
 AYT = b"\xff\xf6"

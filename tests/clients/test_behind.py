@@ -17,7 +17,8 @@ from serialgw.clients.raw import RawClient
 from serialgw.clients.reading import HANGUP_CHECK_SECONDS, TYPED_AHEAD_LIMIT
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import BoundedTransport, RecordingClient, RecordingDevice, observeLog
 
 ESC = b"\x1d"

@@ -24,7 +24,8 @@ from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.people import Rights
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import LogEvents, RecordingDevice
 
 PEER = IPv4Address("TCP", "192.0.2.7", 40000)

@@ -26,7 +26,8 @@ from serialgw.clients.handshakes import HandshakeTable
 from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.config.listeners import parseListener
 from serialgw.config.listenerspecs import ListenerSpec
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import LogEvents, RecordingDevice
 
 OUTSIDE = IPv4Address("TCP", "192.0.2.7", 40000)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.line.hub import Role
+from serialgw.line.role import Role
 from tests.clients.test_sessions import Harness, text
 from tests.fakes import LogEvents
 

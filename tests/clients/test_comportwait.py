@@ -16,7 +16,7 @@ from serialgw.clients.telnet import COM_PORT_WAIT, TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import IAC, WILL
+from serialgw.wire.telnetcodes import IAC, WILL
 from tests.fakes import PausableTransport, RecordingDevice
 from tests.telnetpeer import AGREE, WONT_COM_PORT, sb
 

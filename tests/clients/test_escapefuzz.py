@@ -19,7 +19,8 @@ from serialgw.clients.escape import ARGUMENT_LIMIT, ROLE_CHANGES
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import RecordingDevice, oneTurn
 
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None,

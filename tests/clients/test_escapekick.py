@@ -18,7 +18,8 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.people import Rights
 from serialgw.config.specs import ConfigError
 from serialgw.devices.device import SerialDevice
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.clients.test_sessions import Harness, text
 from tests.fakes import LogEvents, RecordingPort
 from tests.realio import writeTemp

@@ -13,8 +13,8 @@ from twisted.internet import reactor
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from serialgw.app.binding import StartupError
 from serialgw.app.check import checkLines
-from serialgw.app.listen import StartupError
 from serialgw.app.reload import checkFiles
 from serialgw.app.service import GatewayService
 from serialgw.clients.local import FileClient

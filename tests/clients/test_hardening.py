@@ -26,7 +26,8 @@ from serialgw.clients.guard import ANSWER_BUDGET
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.wire.telnet import COMMANDS_PER_TURN
 from tests.fakes import BoundedTransport, RecordingDevice, observeLog, oneTurn
 from tests.realio import (
@@ -499,7 +500,7 @@ class FileLikeBoundTests(TestCase):
 
     async def test_pipeOutputBounded(self) -> None:
         """A pipe: client nobody reads: outbuf bytes wait, the rest is dropped (counted), its input still read (raw: nothing it sends is answered); then it catches up."""
-        from serialgw.clients.session import OUTPUT_FULL
+        from serialgw.clients.reading import OUTPUT_FULL
         from serialgw.clients.streams import streamClient
 
         inRead, inWrite = os.pipe()

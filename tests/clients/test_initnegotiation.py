@@ -21,7 +21,7 @@ from serialgw.clients.telnet import COM_PORT_WAIT, TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import BRK, DO, IAC, WILL
+from serialgw.wire.telnetcodes import BRK, DO, IAC, WILL
 from tests.app.test_initreload import Processes
 from tests.fakes import BoundedTransport, RecordingDevice, observeLog
 from tests.telnetpeer import sb

@@ -24,7 +24,7 @@ from serialgw.clients.raw import RawClient
 from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig
-from serialgw.line.hub import Role
+from serialgw.line.role import Role
 from tests.fakes import LogEvents, RecordingPort
 
 CHUNK = bytes(range(256)) * 16
@@ -215,7 +215,8 @@ class SSHStopFigureTests(SynchronousTestCase):
         from twisted.internet.address import IPv4Address
 
         from serialgw.app.lastoutput import LastOutput
-        from serialgw.clients.ssh import Connection, GatewaySSHFactory, KeyRing, Login
+        from serialgw.clients.ssh import Connection, GatewaySSHFactory
+        from serialgw.clients.sshauth import KeyRing, Login
         from serialgw.clients.sshsession import SSHClient
         from serialgw.wire.sockets import queuedBytes
         from tests.clients.test_ssh import Harness, Tcp, newKey

@@ -23,7 +23,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import RecordingDevice
 
 

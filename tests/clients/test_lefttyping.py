@@ -22,7 +22,8 @@ from serialgw.clients.raw import RawClient
 from serialgw.clients.reading import HANGUP_CHECK_SECONDS
 from serialgw.config.listeners import parseListener
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.clients.test_behind import SocketTransport
 from tests.fakes import RecordingClient, RecordingDevice, observeLog
 

@@ -17,10 +17,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import SerialSettings
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.logflood import IgnoredInput, ListenerKey, Peer, PeerLimiter
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import BRK, IAC, NOP, SB, SE, WILL
+from serialgw.wire.telnetcodes import BRK, IAC, NOP, SB, SE, WILL
 from tests.fakes import RecordingDevice, observeLog
 from tests.telnetpeer import sb
 

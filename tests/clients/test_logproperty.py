@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.consolelog import CUT, ConsoleLog
+from serialgw.clients.consolelog import ConsoleLog
+from serialgw.clients.logmarks import CUT
 from serialgw.config.logspec import LogSpec
 from serialgw.line.hub import Line
 from tests.fakes import RecordingDevice

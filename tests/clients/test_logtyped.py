@@ -18,7 +18,7 @@ from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
 from serialgw.config.logspec import LogSpec
 from serialgw.config.specs import ConfigError
-from serialgw.line.hub import Role
+from serialgw.line.role import Role
 from tests.clients.test_logevents import _LogCase
 from tests.config.test_check import write
 

@@ -18,7 +18,8 @@ from zope.interface.verify import verifyObject
 from serialgw.clients.netconsole import MAX_DATAGRAM, NetconsoleClient
 from serialgw.config.listenerspecs import UDPSpec
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import RecordingDevice, observeLog
 from tests.realio import heldUdpPort, ptyLine, startedPty, startGateway
 

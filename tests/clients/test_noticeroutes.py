@@ -17,9 +17,10 @@ from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import SerialSettings
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.wire.rfc2217 import COM_PORT_OPTION
-from serialgw.wire.telnet import IAC, WILL
+from serialgw.wire.telnetcodes import IAC, WILL
 from tests.fakes import RecordingDevice
 from tests.telnetpeer import AGREE, WONT_COM_PORT
 

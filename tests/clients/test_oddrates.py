@@ -18,7 +18,7 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.specs import SerialSettings
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import DO, IAC, WILL
+from serialgw.wire.telnetcodes import DO, IAC, WILL
 from tests.fakes import LogEvents, RecordingDevice
 from tests.telnetpeer import sb
 

@@ -30,10 +30,11 @@ from serialgw.clients.ptylink import PtyClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import SerialSettings
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.logflood import OWN_ERRORS, UNHANDLED, limitUnhandledDeferreds, peerLimiter
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import IAC, WILL
+from serialgw.wire.telnetcodes import IAC, WILL
 from tests.clients.test_ssh import Harness
 from tests.fakes import LogEvents, RecordingDevice
 from tests.telnetpeer import sb

@@ -14,7 +14,8 @@ from serialgw.clients.factory import applyListenerRights
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.raw import RawClient
 from serialgw.config.listeners import parseListener
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import BoundedTransport, RecordingDevice
 
 

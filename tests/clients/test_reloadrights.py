@@ -24,7 +24,8 @@ from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.people import Rights
 from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice
 from tests.realio import Clients, connect, connectUnix, listenerPort, ptyLine, startedPty, startGateway
 from tests.shortpaths import shortDirectory

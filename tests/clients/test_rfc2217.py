@@ -14,9 +14,10 @@ from serialgw import __version__
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.specs import SerialSettings
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import DO, DONT, IAC, SB, SE, WILL, WONT
+from serialgw.wire.telnetcodes import DO, DONT, IAC, SB, SE, WILL, WONT
 from tests.fakes import LogEvents, PausableTransport, RecordingDevice
 from tests.telnetpeer import sb
 

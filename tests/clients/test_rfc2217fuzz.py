@@ -21,7 +21,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw import __version__
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.specs import MAX_BAUD, SerialSettings
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.wire.rfc2217 import (
     CISCO_BAUD,
     CISCO_INDEX,
@@ -31,7 +32,8 @@ from serialgw.wire.rfc2217 import (
     STOPSIZE_CODES,
     STOPSIZE_VALUES,
 )
-from serialgw.wire.telnet import BINARY, DO, IAC, MAX_SUBNEGOTIATION, SB, SE, SGA, WILL
+from serialgw.wire.telnet import MAX_SUBNEGOTIATION
+from serialgw.wire.telnetcodes import BINARY, DO, IAC, SB, SE, SGA, WILL
 from tests.fakes import CallObserver, RecordingDevice, observeLog, oneTurn
 from tests.telnetpeer import TelnetRecorder
 

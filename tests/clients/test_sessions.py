@@ -18,7 +18,8 @@ from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import SerialSettings
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.line.textgate import OPEN, TAIL, endsOpen
 from tests.fakes import LogEvents, RecordingDevice, observeLog
 from tests.realio import testLockDir

@@ -26,7 +26,7 @@ from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.remotelinks import ComPortLink
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import IAC, WILL
+from serialgw.wire.telnetcodes import IAC, WILL
 from tests.fakes import LogEvents, PausableTransport, RecordingPort
 from tests.telnetpeer import sb
 

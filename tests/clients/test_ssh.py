@@ -32,20 +32,10 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from serialgw.app import tap
-from serialgw.clients.session import CLOSE_GRACE
-from serialgw.clients.ssh import (
-    Connection,
-    GatewaySSHFactory,
-    KeyRing,
-    Login,
-    Person,
-    Realm,
-    SSHError,
-    SSHGateway,
-    UserAuth,
-    loadHostKey,
-    makeFactory,
-)
+from serialgw.clients.sessionend import CLOSE_GRACE
+from serialgw.clients.ssh import Connection, GatewaySSHFactory, Person, Realm, SSHGateway, makeFactory
+from serialgw.clients.sshauth import KeyRing, Login, UserAuth
+from serialgw.clients.sshhostkey import SSHError, loadHostKey
 from serialgw.clients.sshsession import LIST_MOST, SSHClient
 from serialgw.clients.transports import describeAddress
 from serialgw.config.file import loadFile
@@ -54,7 +44,8 @@ from serialgw.config.people import Rights, SSHSpec, UserSpec
 from serialgw.config.specs import ConfigError, SerialSettings
 from serialgw.config.sshkeys import fingerprint, printable, readPublicKeys, usersFromFile
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import LogEvents, RecordingDevice
 from tests.realio import (
     Accumulator,
@@ -2198,7 +2189,7 @@ class ServiceTests(TestCase):
 
     def test_hostKeyCannotBeMade(self) -> None:
         """A host key that cannot be made stops the start with the path and the reason, and nothing stays open."""
-        from serialgw.app.listen import StartupError
+        from serialgw.app.binding import StartupError
         from serialgw.app.service import GatewayService
         from serialgw.config.specs import DeviceSpec, LineConfig
         from tests.realio import startedPty

@@ -16,7 +16,8 @@ from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients import sshlimits
-from serialgw.clients.ssh import Connection, GatewaySSHFactory, KeyRing, SSHGateway
+from serialgw.clients.ssh import Connection, GatewaySSHFactory, SSHGateway
+from serialgw.clients.sshauth import KeyRing
 from serialgw.config.gatewaylisteners import parseSSHListener
 from tests.clients.test_ssh import BufferedTcp, Tcp, newKey
 from tests.fakes import LogEvents
@@ -176,7 +177,7 @@ class KeyExchangeHoldTests(SynchronousTestCase):
         # (Its first key exchange never finished: conch holds back every message of the session.)
         transport.dataReceived(VERSION)
         transport.setService(Connection())
-        from serialgw.clients.ssh import Login
+        from serialgw.clients.sshauth import Login
         from serialgw.clients.sshsession import SSHClient
 
         channel = SSHClient(h.gateway, Login("ops1", "con1"), remoteWindow=0x7FFFFFFF, remoteMaxPacket=32768)
@@ -203,7 +204,7 @@ class KeyExchangeHoldTests(SynchronousTestCase):
 
     def test_answersHeldByAKeyExchangeBounded(self) -> None:
         """Requests answered while a key exchange is left unfinished: their answers are held (conch queues them), and past twice the bound and a packet the connection is cut, said (a stalled rekey and 2000 requests a second grew the gateway 270 KB a second)."""
-        from serialgw.clients.ssh import Login
+        from serialgw.clients.sshauth import Login
         from serialgw.clients.sshsession import SSHClient
         from tests.clients.test_ssh import Harness
 

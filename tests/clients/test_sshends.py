@@ -14,7 +14,8 @@ from typing import Any
 import attrs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.clients.ssh import GatewaySSHFactory, KeyRing
+from serialgw.clients.ssh import GatewaySSHFactory
+from serialgw.clients.sshauth import KeyRing
 from serialgw.clients.sshsession import SSHClient
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.people import Rights, SSHSpec, UserSpec

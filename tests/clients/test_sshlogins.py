@@ -20,8 +20,8 @@ from twisted.internet.task import Clock
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.clients.ssh import GatewaySSHFactory, KeyRing, Login, SSHGateway
-from serialgw.clients.sshauth import MOST_USER_NAME, splitUserName
+from serialgw.clients.ssh import GatewaySSHFactory, SSHGateway
+from serialgw.clients.sshauth import MOST_USER_NAME, KeyRing, Login, splitUserName
 from serialgw.clients.sshpassword import personAndLine
 from serialgw.config import passwords
 from serialgw.config.gatewaylisteners import parseSSHListener

@@ -33,7 +33,8 @@ from serialgw.config import passwords
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.people import Rights, SSHSpec, UserSpec
 from serialgw.config.specs import SerialSettings
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.clients.test_ssh import newKey, publicLine
 from tests.fakes import LogEvents, RecordingDevice
 from tests.realio import until

@@ -18,11 +18,12 @@ from twisted.internet.task import deferLater
 from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.clients.ssh import GatewaySSHFactory, Login, Person, Realm
+from serialgw.clients.ssh import GatewaySSHFactory, Person, Realm
+from serialgw.clients.sshauth import Login
 from serialgw.clients.sshsession import SSHClient
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.people import SSHSpec, UserSpec
-from serialgw.line.hub import Role
+from serialgw.line.role import Role
 from tests.clients.test_ssh import SSHTransportStub, newKey, publicLine, sent
 from tests.fakes import LogEvents
 from tests.realio import ptyLine, startedPty, startGateway

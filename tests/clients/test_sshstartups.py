@@ -15,7 +15,8 @@ from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients import sshlimits
-from serialgw.clients.ssh import Connection, GatewaySSHFactory, KeyRing, SSHGateway
+from serialgw.clients.ssh import Connection, GatewaySSHFactory, SSHGateway
+from serialgw.clients.sshauth import KeyRing
 from serialgw.clients.sshtransport import ServerTransport
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.logflood import peerLimiter
@@ -200,7 +201,7 @@ class PersonRateTests(SynchronousTestCase):
 class LoginRefundTests(SynchronousTestCase):
     def test_loggedInConnectionsNotCounted(self) -> None:
         """A source's connections that log in give their place in its bound back (a host checking 100 lines over SSH a minute was held to one a second after 20), up to PERSON_LOGINS at once then PERSON_LOGIN_RATE a second of each person's logins; past them they count again."""
-        from serialgw.clients.ssh import Login
+        from serialgw.clients.sshauth import Login
 
         gateway = SSHGateway(dict, parseSSHListener("tcp:0"), Clock())
         factory = GatewaySSHFactory(newKey(), KeyRing(()), gateway)

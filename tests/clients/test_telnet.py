@@ -13,14 +13,15 @@ from zope.interface.verify import verifyObject
 from serialgw.clients.telnet import COM_PORT_COMMAND_COST, TelnetClient
 from serialgw.config.specs import SerialSettings
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.wire.rfc2217 import COM_PORT_OPTION
-from serialgw.wire.telnet import (
+from serialgw.wire.telnet import COMMANDS_PER_TURN
+from serialgw.wire.telnetcodes import (
     AO,
     AYT,
     BINARY,
     BRK,
-    COMMANDS_PER_TURN,
     DM,
     DO,
     DONT,

@@ -32,7 +32,8 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.paths import absoluteListener
 from serialgw.config.people import Rights
 from serialgw.config.specs import DeviceSpec, LineConfig
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.certs import Authority
 from tests.fakes import RecordingDevice
 from tests.realio import Clients, Collector, connect, listenerPort, ptyLine, startedPty, startGateway

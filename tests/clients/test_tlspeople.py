@@ -24,7 +24,8 @@ from serialgw.clients.handshakes import HandshakeTable
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
 from serialgw.config.people import Rights
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.certs import Authority
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice, RecordingPort
 

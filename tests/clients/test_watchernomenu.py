@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.clients.raw import RawClient
 from serialgw.clients.session import NOT_SENT_INTERVAL
 from serialgw.config.listeners import parseListener
-from serialgw.line.hub import Role
+from serialgw.line.role import Role
 from tests.clients.test_sessions import Harness
 
 

@@ -16,8 +16,9 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app import tap
-from serialgw.app.check import checkLines, systemdProblem
+from serialgw.app.check import checkLines
 from serialgw.app.startchecks import listenerKey
+from serialgw.app.systemdsockets import systemdProblem
 from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
 from tests.realio import REPO, TWISTD, gatewayArgv, socketPath, spawn

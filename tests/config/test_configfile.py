@@ -18,8 +18,9 @@ from twisted.web.client import Agent, readBody
 
 from serialgw.app import tap
 from serialgw.app.service import GatewayService
-from serialgw.config.file import MAX_CONFIG_SIZE, loadConfig
+from serialgw.config.file import loadConfig
 from serialgw.config.listenerspecs import Protocol
+from serialgw.config.reading import MAX_CONFIG_SIZE
 from serialgw.config.specs import SHOWN, ConfigError, DeviceSpec, SerialSettings, quote
 from tests.fakes import observeLog
 from tests.realio import (
@@ -621,7 +622,7 @@ class ReloadInPlaceTests(TestCase):
         one: the first keeps writing, the second only watches (its typing
         no longer reaches the device); both stay connected.
         """
-        from serialgw.line.hub import Role
+        from serialgw.line.role import Role
 
         listen = '"raw+tcp:0:interface=127.0.0.1"'  # the same listener before and after: kept
         service = await self.start(self.line("a", listen))

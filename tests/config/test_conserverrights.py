@@ -14,7 +14,7 @@ from serialgw.config.file import loadFile
 from serialgw.config.listeners import parseListener
 from serialgw.config.people import Rights
 from serialgw.config.specs import ConfigError
-from serialgw.line.hub import Role
+from serialgw.line.role import Role
 from tests.clients.test_reloadrights import TLS, CertifiedTransport, Harness, text
 from tests.realio import writeTemp
 from tests.telnetpeer import AGREE, WONT_COM_PORT

@@ -22,7 +22,8 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from serialgw.app import singleline, tap
 from serialgw.app.service import GatewayService
 from serialgw.app.status import lineStatus
-from serialgw.config.file import LINE_KEYS, loadConfig
+from serialgw.config.file import loadConfig
+from serialgw.config.linetable import LINE_KEYS
 from serialgw.config.listeners import parseListener
 from serialgw.config.logspec import LogSpec
 from serialgw.config.specs import SHOWN, ConfigError, LineConfig, SerialSettings, quote

@@ -17,7 +17,7 @@ from typing import Any
 from twisted.conch.ssh import keys
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.ssh import KeyRing
+from serialgw.clients.sshauth import KeyRing
 from serialgw.config import sshkeys
 from serialgw.config.file import loadFile
 from serialgw.config.people import SSHSpec

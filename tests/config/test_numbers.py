@@ -11,7 +11,8 @@ from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app import tap
-from serialgw.config.file import LINE_KEYS, loadConfig
+from serialgw.config.file import loadConfig
+from serialgw.config.linetable import LINE_KEYS
 from serialgw.config.logspec import MAX_LOG_KEEP, MAX_LOG_MARK
 from serialgw.config.specs import ConfigError
 from tests.realio import writeTemp

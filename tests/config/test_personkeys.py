@@ -17,7 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from serialgw.app import filereload, process
 from serialgw.app.check import checkLines
-from serialgw.clients.ssh import KeyRing
+from serialgw.clients.sshauth import KeyRing
 from serialgw.config.file import loadFile
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.people import SSHSpec, UserSpec

@@ -67,7 +67,7 @@ class ReloadKeysTests(TestCase):
 
     async def test_unixSocketInAMissingDirectory(self) -> None:
         """A unix listener in a directory that is not there: the start and a reload say so, naming the directory."""
-        from serialgw.app.listen import StartupError
+        from serialgw.app.binding import StartupError
 
         link = os.path.abspath(self.mktemp())
         missing = os.path.join(os.path.abspath(self.mktemp()), "run")

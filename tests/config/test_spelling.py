@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.file import LINE_KEYS, loadFile
+from serialgw.config.file import loadFile
+from serialgw.config.linetable import LINE_KEYS
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import ConfigError
 from serialgw.config.spelling import didYouMean, nearest

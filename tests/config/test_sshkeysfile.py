@@ -15,7 +15,7 @@ import sys
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.ssh import KeyRing
+from serialgw.clients.sshauth import KeyRing
 from serialgw.config.people import UserSpec
 from serialgw.config.specs import ConfigError
 from serialgw.config.sshkeys import MAX_KEYS, readKeysFile, readPublicKeys

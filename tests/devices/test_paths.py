@@ -14,7 +14,7 @@ import stat
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.app.listen import StartupError
+from serialgw.app.binding import StartupError
 from serialgw.app.service import GatewayService
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.ptylink import PtyClient

@@ -27,7 +27,7 @@ from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import PtyPort
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import IAC, WILL
+from serialgw.wire.telnetcodes import IAC, WILL
 from tests.fakes import LogEvents
 from tests.telnetpeer import sb
 

@@ -25,7 +25,8 @@ from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.remotelinks import ComPortLink, RawLink, TelnetLink
 from serialgw.interfaces import IDevice
 from serialgw.line.hub import Line
-from serialgw.wire.telnet import BINARY, BRK, COMMANDS_PER_TURN, DM, DO, DONT, IAC, NOP, SB, SE, WILL, WONT
+from serialgw.wire.telnet import COMMANDS_PER_TURN
+from serialgw.wire.telnetcodes import BINARY, BRK, DM, DO, DONT, IAC, NOP, SB, SE, WILL, WONT
 from tests.fakes import BoundedTransport, RecordingClient, flap, observeLog, oneTurn
 from tests.realio import (
     Collector,
@@ -259,7 +260,7 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         """^]s says typing is paused while an RFC 2217 remote has us suspended, and not once it resumes."""
         from serialgw.clients.raw import RawClient
         from serialgw.config.listeners import parseListener
-        from serialgw.line.hub import Role
+        from serialgw.line.role import Role
 
         device, line, writer, transport = self.connected("rfc2217", ComPortLink)
         client = RawClient(line, Role.WRITER, listener=parseListener("raw,escape=^]+4444"), clock=Clock())

@@ -19,7 +19,7 @@ from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.remotelinks import ComPortLink
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION
-from serialgw.wire.telnet import BINARY, DO, IAC, SB, SE, WILL
+from serialgw.wire.telnetcodes import BINARY, DO, IAC, SB, SE, WILL
 from tests.fakes import BoundedTransport, CallObserver, RecordingClient
 
 PROPERTY = settings(max_examples=300, deadline=None, derandomize=True, database=None,

@@ -18,7 +18,7 @@ from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.remotelinks import ComPortLink, RawLink, TelnetLink
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import BINARY, DO, IAC, SGA, WILL
+from serialgw.wire.telnetcodes import BINARY, DO, IAC, SGA, WILL
 from tests.fakes import RecordingClient, observeLog
 from tests.telnetpeer import sb
 

@@ -18,7 +18,7 @@ from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.remotelinks import ComPortLink
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import DONT, IAC, WILL, WONT
+from serialgw.wire.telnetcodes import DONT, IAC, WILL, WONT
 from tests.fakes import observeLog
 from tests.telnetpeer import sb
 

@@ -16,9 +16,10 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.remotelinks import ComPortLink, RawLink, TelnetLink
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
-from serialgw.wire.telnet import IAC, WILL
+from serialgw.wire.telnetcodes import IAC, WILL
 from tests.fakes import observeLog
 from tests.telnetpeer import sb
 

@@ -23,7 +23,8 @@ from serialgw.config.listenerspecs import ListenerSpec, Protocol
 from serialgw.config.parsers import parseOnOff, parseSendString
 from serialgw.config.specs import ConfigError
 from serialgw.devices.device import SerialDevice
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.clients.test_sessions import Harness
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice, RecordingPort, observeLog
 from tests.realio import PtyPair, closeClients, connect, listenerPort, ptyLine, startedPty, startGateway

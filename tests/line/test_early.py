@@ -17,7 +17,8 @@ from serialgw.config.listeners import parseListener
 from serialgw.config.listenerspecs import ListenerSpec, Protocol
 from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
 from serialgw.devices.ports import TtyPort
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.clients.test_sessions import Harness
 from tests.fakes import RecordingClient, RecordingDevice
 from tests.realio import PtyPair, closeClients, connect, listenerPort, startGateway, testLockDir

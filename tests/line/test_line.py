@@ -12,7 +12,8 @@ from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import SerialSettings
 from serialgw.interfaces import IClient, IDevice
 from serialgw.line.control import settingsAsked
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import LogEvents, RecordingClient, RecordingDevice
 
 

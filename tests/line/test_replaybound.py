@@ -13,7 +13,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients.raw import RawClient
 from serialgw.config.listeners import parseListener
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import BoundedTransport, RecordingDevice
 
 ESC = b"\x1d"

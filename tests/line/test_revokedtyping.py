@@ -14,14 +14,15 @@ from twisted.conch.test.test_session import StubConnection
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.ssh import GatewaySSHFactory, Login, Person, Realm
-from serialgw.clients.sshauth import KeyRing
+from serialgw.clients.ssh import GatewaySSHFactory, Person, Realm
+from serialgw.clients.sshauth import KeyRing, Login
 from serialgw.clients.sshsession import SSHClient
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.people import Rights
 from serialgw.devices.device import HIGH_WATER, PIECE_COST, SerialDevice
 from serialgw.devices.sources import Sources, cutHeld, joined
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.clients.test_ssh import Harness, SSHTransportStub, newKey
 from tests.fakes import LogEvents, RecordingClient, RecordingPort
 

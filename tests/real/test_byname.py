@@ -17,7 +17,7 @@ from serialgw.app.service import GatewayService
 from serialgw.clients.bynameprompt import NAME_MOST, PROMPT
 from serialgw.config.listeners import parseListener
 from serialgw.config.listenerspecs import ByNameSpec
-from serialgw.line.hub import Role
+from serialgw.line.role import Role
 from tests.fakes import LogEvents
 from tests.realio import closeClients, connect, ptyLine, startedPty, until, watchWaits
 from tests.shortpaths import shortDirectory

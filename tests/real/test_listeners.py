@@ -24,7 +24,7 @@ from twisted.internet.ssl import Certificate, PrivateCertificate, optionsForClie
 from twisted.logger import formatEvent
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from serialgw.app.listen import StartupError, removeStaleSocket
+from serialgw.app.binding import StartupError, removeStaleSocket
 from serialgw.clients.local import FileClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, LineConfig

@@ -15,7 +15,7 @@ import subprocess
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from serialgw.app import tap
-from serialgw.config.file import LINE_KEYS
+from serialgw.config.linetable import LINE_KEYS
 from serialgw.config.listeners import LISTENER_OPTIONS, parseListener
 from tests.realio import REPO
 

@@ -23,7 +23,8 @@ from zope.interface.verify import verifyObject
 from serialgw.clients.streams import TerminalClient
 from serialgw.config.listeners import parseListener
 from serialgw.interfaces import IClient
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from tests.fakes import RecordingDevice
 from tests.realio import (
     TWISTD,

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from twisted.trial.unittest import TestCase
 
 from serialgw.app import startlooks
-from serialgw.app.listen import StartupError
+from serialgw.app.binding import StartupError
 from serialgw.app.service import GatewayService
 from serialgw.config.gatewaylisteners import parseSSHListener
 from serialgw.config.people import SSHSpec

@@ -14,7 +14,7 @@ import sys
 from twisted.internet import utils
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from serialgw.app.check import systemdProblem
+from serialgw.app.systemdsockets import systemdProblem
 from serialgw.config.specs import DEFAULT_LOCK_DIR
 from tests.realio import REPO, TWISTD, connectUnix, socketPath, spawn, startedPty, testLockDir
 

@@ -16,7 +16,7 @@ from twisted.internet import tcp
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from serialgw.wire.telnet import DM, IAC, SB, SE, WILL
+from serialgw.wire.telnetcodes import DM, IAC, SB, SE, WILL
 from tests.telnetpeer import TelnetRecorder, cmd
 from tests.wire import test_urgent
 

@@ -21,7 +21,7 @@ from serialgw.clients.telnet import TelnetClient
 from serialgw.line.hub import Line
 from serialgw.wire.qmethod import Q, Side
 from serialgw.wire.rfc2217 import COM_PORT_OPTION
-from serialgw.wire.telnet import BINARY, DO, DONT, ECHO, IAC, NAWS, SB, SE, SGA, TTYPE, WILL, WONT
+from serialgw.wire.telnetcodes import BINARY, DO, DONT, ECHO, IAC, NAWS, SB, SE, SGA, TTYPE, WILL, WONT
 from serialgw.wire.telnetoptions import MAX_OPTION_CHANGES
 from tests.fakes import RecordingDevice, observeLog, oneTurn
 from tests.telnetpeer import TelnetRecorder

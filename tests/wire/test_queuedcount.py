@@ -26,7 +26,8 @@ from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices.device import HIGH_WATER
 from serialgw.devices.remote import RemoteDevice
 from serialgw.devices.remotelinks import RawLink
-from serialgw.line.hub import Line, Role
+from serialgw.line.hub import Line
+from serialgw.line.role import Role
 from serialgw.wire.sockets import countQueuedOnly, queuedBytes
 from tests.fakes import RecordingClient, RecordingDevice
 

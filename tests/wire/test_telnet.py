@@ -9,24 +9,8 @@ from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.wire.qmethod import Q
-from serialgw.wire.telnet import (
-    BINARY,
-    BRK,
-    COMMANDS_PER_TURN,
-    DO,
-    DONT,
-    ECHO,
-    IAC,
-    NAWS,
-    NOP,
-    SB,
-    SE,
-    SGA,
-    TTYPE,
-    WILL,
-    WONT,
-    ParserState,
-)
+from serialgw.wire.telnet import COMMANDS_PER_TURN, ParserState
+from serialgw.wire.telnetcodes import BINARY, BRK, DO, DONT, ECHO, IAC, NAWS, NOP, SB, SE, SGA, TTYPE, WILL, WONT
 from tests.telnetpeer import TelnetRecorder, cmd, joined, toggleAnswers
 
 

@@ -16,23 +16,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.clients.telnet import TelnetClient
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION
-from serialgw.wire.telnet import (
-    BINARY,
-    DO,
-    DONT,
-    ECHO,
-    IAC,
-    MAX_SUBNEGOTIATION,
-    NAWS,
-    SB,
-    SE,
-    SGA,
-    TTYPE,
-    WILL,
-    WONT,
-    ParserState,
-    TelnetProtocol,
-)
+from serialgw.wire.telnet import MAX_SUBNEGOTIATION, ParserState, TelnetProtocol
+from serialgw.wire.telnetcodes import BINARY, DO, DONT, ECHO, IAC, NAWS, SB, SE, SGA, TTYPE, WILL, WONT
 from tests.fakes import RecordingDevice, oneTurn
 from tests.telnetpeer import AGREE, TelnetRecorder, cmd
 

@@ -9,7 +9,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.wire.telnet import BINARY, CR_WAIT, DM, DO, DONT, IAC, IP, NOP, SB, WILL, ParserState
+from serialgw.wire.telnet import ParserState
+from serialgw.wire.telnetcodes import BINARY, DM, DO, DONT, IAC, IP, NOP, SB, WILL
+from serialgw.wire.telnetout import CR_WAIT
 from tests.telnetpeer import TelnetRecorder, cmd
 
 

@@ -14,7 +14,8 @@ from typing import Any
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.wire.telnet import IAC, MAX_SUBNEGOTIATION, NOP, SB, SE, ParserState
+from serialgw.wire.telnet import MAX_SUBNEGOTIATION, ParserState
+from serialgw.wire.telnetcodes import IAC, NOP, SB, SE
 from tests.telnetpeer import TelnetRecorder, cmd
 
 # A 64 KiB read parsed in runs takes a few dozen lines of Python; a step a

@@ -17,7 +17,7 @@ from twisted.internet import defer, reactor
 from twisted.internet.protocol import ServerFactory
 from twisted.trial.unittest import TestCase
 
-from serialgw.wire.telnet import DM, IAC, IP, SE
+from serialgw.wire.telnetcodes import DM, IAC, IP, SE
 from tests.telnetpeer import TelnetRecorder, cmd
 
 
