@@ -277,6 +277,7 @@ def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:
     line.kickOld = config.kickOldUser
     line.banner = config.banner
     line.breakSequences = dict(config.breakSequences)
+    line.setCloseOn(config.closeOn)
     line.rights = config.rights
     line.backlogSize = config.backlog
     line.coalesce(config.coalesceMin, config.coalesceMax, config.coalesceOn)
@@ -334,6 +335,8 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
     line.kickOld = new.kickOldUser
     line.banner = new.banner  # (for the sessions that start from now on)
     line.breakSequences = dict(new.breakSequences)
+    if new.closeOn != old.closeOn:
+        line.setCloseOn(new.closeOn)
     if new.rights != old.rights:
         line.applyRights(new.rights)
     if new.listeners != old.listeners:

@@ -121,6 +121,9 @@ _KEYS = {
     "initspintimer": "conserver's initspintimer is init-spin-window here (seconds, 10 unless given): init-command "
                      "starts at most init-spin-max runs (5 unless given) within it; a run due past that waits until "
                      "the oldest start is that old",
+    "closeon": "ser2net's closeon is close-on here (the people on the line are disconnected when the device sends it)",
+    "sendon": "ser2net's sendon is coalesce's STRING here: coalesce = \"1,20,\\r\\n\" (MIN_MS,MAX_MS,STRING: output "
+              "held until STRING, at most MAX_MS)",
     "breaklist": "conserver's break sequences (its break N blocks, breaklist) are break-sequences here, a table by "
                  "the key after the escape menu's l: { 2 = '\\r~^B', 3 = '#.' } (1, 2 and 3 unless given)",
     "initsubst": "conserver's initsubst has no counterpart: init-command's environment has SERIALGW_LINE and "

@@ -56,11 +56,13 @@ LINE_KEYS = {
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
     "lock", "lock-dir", "shard", "on-demand", "kick-old-user", "banner",
     "on-demand-linger", "idle-timeout", "idle-string", "init-command", "init-timeout", "enable",
-    "init-spin-max", "init-spin-window", "break-sequences",
+    "init-spin-max", "init-spin-window", "break-sequences", "close-on",
 }
 
 # An init-command's length at most, characters (a longer one goes in a script).
 INIT_COMMAND_MOST = 4096
+# close-on at most, bytes: what a device says (a modem's NO CARRIER, a shell's logout).
+CLOSE_ON_MOST = 256
 # init-spin-max at most: runs started within init-spin-window.
 INIT_SPIN_MOST = 1000
 
@@ -269,6 +271,22 @@ def _initSpin(table: dict[str, Any]) -> tuple[int, float]:
     return most, window
 
 
+def _closeOn(text: str) -> bytes:
+    """close-on (ser2net's closeon): the open-string's escapes, no break, 1 to CLOSE_ON_MOST bytes."""
+    try:
+        parts = parseSendString(text, "close-on")
+    except ConfigError as e:
+        raise _KeyError("close-on", str(e).removeprefix("close-on ")) from None
+    if len(parts) > 1:
+        raise _KeyError("close-on", f"{quote(text)}: a break (\\b) is nothing a device sends: close-on is text it "
+                                    "sends (\\r \\n \\t \\e \\0 \\\\ \\xNN)")
+    if not parts or not parts[0]:
+        raise _KeyError("close-on", "empty: it would match anything; leave close-on out for none")
+    if len(parts[0]) > CLOSE_ON_MOST:
+        raise _KeyError("close-on", f"{quote(text[:40])}...: {len(parts[0])} bytes, at most {CLOSE_ON_MOST}")
+    return parts[0]
+
+
 _KINDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string (in quotes)"}
 
 
@@ -389,7 +407,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
     # (Checked as a number, read as written: 2**63 said as such, not 9.223372036854776e+18.)
     pace = {key: parsed(key, lambda t, k=key: parseMilliseconds(t, k), table[key] if value(key, float) else 0.0)
             for key in ("pace", "pace-line")}
-    for key in ("open-string", "close-string", "idle-string"):
+    for key in ("open-string", "close-string", "idle-string", "close-on"):
         if "\b" in value(key, str, ""):
             # TOML's own escape: "\r\b" (the README's example) sent a backspace where a break was meant.
             raise _KeyError(key, "a backspace (\\x08) in it: in a TOML string \"...\" \\b is a backspace, not "
@@ -455,6 +473,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         initSpinWindow=initSpinWindow,
         kickOldUser=kickOld,
         banner=parsed("banner", parseBanner, value("banner", str)) if "banner" in table else None,
+        closeOn=_closeOn(value("close-on", str)) if "close-on" in table else b"",
         **({"breakSequences": parsed("break-sequences", parseSequences, table["break-sequences"])}
            if "break-sequences" in table else {}),
     )

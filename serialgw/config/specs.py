@@ -261,6 +261,8 @@ class LineConfig:
     # conserver's break sequences (its break N, breaklist): by the key after the escape menu's l, each the data
     # before its break and, with one, the data after it (serialgw.config.breakseqs).
     breakSequences: tuple[tuple[str, tuple[bytes, ...]], ...] = DEFAULT_BREAK_SEQUENCES
+    # ser2net's closeon: the people on the line are disconnected when the device sends this (b"": never).
+    closeOn: bytes = b""
 
     @property
     def opensOnDemand(self) -> bool:

@@ -63,7 +63,7 @@ class Line(Members):
         "comings", "_coalesce", "backlogSize", "_backlog", "openString", "closeString", "_stringItems",
         "_stringCall", "_openMissed", "modemAttached", "modemIdle", "people", "_earlyTaken", "_earlyTo",
         "waitForClient", "_blockers", "_unannounced", "_watching", "_unlogged", "_refusalsTold", "rights", "idle",
-        "breakSequences",
+        "breakSequences", "closeOn", "_closeOnTail",
     )
 
     def __init__(
@@ -175,6 +175,10 @@ class Line(Members):
         self.idle: Optional[IdleString] = None
         # conserver's break sequences by the key after the escape menu's l (see clientSequence).
         self.breakSequences: dict[str, tuple[bytes, ...]] = dict(DEFAULT_BREAK_SEQUENCES)
+        # ser2net's closeon (see setCloseOn): what the device sends that ends the people's sessions, and the end
+        # of its output before this chunk (a match across two reads).
+        self.closeOn = b""
+        self._closeOnTail = b""
         # The mixins' defaults that each chunk or typing reads, as the line's
         # own: Python 3.11 looks a class attribute up through an instance
         # the slow way (not specialised), and these were read on every
@@ -402,6 +406,34 @@ class Line(Members):
         self._coalescer.configure(low, high, on)
         self._coalesce = self._coalescer if low > 0 else None
 
+    def setCloseOn(self, closeOn: bytes) -> None:
+        """close-on (ser2net's closeon): the people are disconnected when the device sends C{closeOn} (b"": never)."""
+        self.closeOn = closeOn
+        self._closeOnTail = b""
+
+    def _lookForCloseOn(self, data: bytes) -> None:
+        """
+        The device sent C{data} (every client has it): the close-on string
+        in it, or across it and what came before, disconnects every person
+        (network session) on the line, each told why, once its output
+        (the string too) is written.  Programs and files stay.
+        """
+        closeOn = self.closeOn
+        seen = self._closeOnTail + data if self._closeOnTail else data
+        if closeOn not in seen:
+            self._closeOnTail = seen[len(seen) - len(closeOn) + 1:] if len(closeOn) > 1 else b""
+            return
+        self._closeOnTail = b""
+        people = [client for client in self.clients if client.person]
+        shown = repr(closeOn)[2:-1]
+        self.recordEvent(f"'{shown}' came from the device: {len(people)} session(s) disconnected (close-on)")
+        why = f"'{shown}' came from {self.name}: disconnected (close-on)"
+        # (Each told before any goes: the others' leaving is said after it.)
+        for client in people:
+            client.notice(why)
+        for client in people:
+            client.disconnect(why)
+
     def flushHeld(self) -> None:
         """Device output held to coalesce goes now (the device went, the line is let go)."""
         self._coalescer.flush()
@@ -437,6 +469,8 @@ class Line(Members):
             for client in failed:
                 self._cutOff(client)
         self.textGate.deviceOutput(data)
+        if self.closeOn:
+            self._lookForCloseOn(data)
         self.bytesFromDevice += len(data)
         if self.initRun is not None:
             self.initRun.deviceOutput(data)

@@ -84,6 +84,7 @@ FULL_TOML = {
     "init-spin-window": '"30s"',
     # (A pty carries no break: a sequence of keys alone.)
     "break-sequences": "{ 2 = '#.' }",
+    "close-on": "'NO CARRIER'",
     # (Its default is true: false serves no line at all, tried in tests.config.test_enablekey.)
     "enable": "true",
     # Without --shard the key is checked and has no effect.
@@ -148,6 +149,7 @@ LINE_FIELD = {
     "init-spin-max": "initSpinMost",
     "init-spin-window": "initSpinWindow",
     "break-sequences": "breakSequences",
+    "close-on": "closeOn",
 }
 LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep",
              "log-events": "events", "log-mark": "mark", "log-typed": "typed"}
