@@ -483,7 +483,11 @@ class EscapeMenu(EscapeCommands):
 
     def _breakThenKey(self, byte: int) -> bytes:
         line = self.client.line
-        if line.clientBreak(self.client):
+        if line.initHoldsTyping():
+            # Neither goes: the key would land in the command's talk (typing waits for it), and the break
+            # alone, then the key once the command is done, is not the SysRq asked for.
+            self.client.notice(f"{shownKey(byte)} not sent, nor its break: an init-command runs")
+        elif line.clientBreak(self.client):
             # The key goes after the break: the device holds it until then.
             line.clientData(self.client, bytes((byte,)))
         else:

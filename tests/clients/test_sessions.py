@@ -207,6 +207,17 @@ class EscapeTests(SynchronousTestCase):
         self.client.dataReceived(b"h")
         self.assertEqual(self.h.device.events, [("break", None), ("write", b"h")])
 
+    def test_breakThenKeyWhileInitCommandRuns(self) -> None:
+        """^] k h while an init-command holds people's typing: neither the break nor h goes (h would land in the command's talk); said."""
+        self.h.line.initRun = object()  # type: ignore[assignment]
+        self.client.dataReceived(b"\x1dk")
+        self.client.dataReceived(b"h")
+        self.assertEqual(self.h.device.events, [])
+        self.assertEqual(text(self.t), "\r\n[serialgw: 'h' not sent, nor its break: an init-command runs]\r\n")
+        self.h.line.initRun = None
+        self.client.dataReceived(b"\x1dkh")
+        self.assertEqual(self.h.device.events, [("break", None), ("write", b"h")])
+
     def test_whoStatusHelp(self) -> None:
         """w, s and ? answer this client only, as text."""
         self.client.dataReceived(b"\x1dw")
