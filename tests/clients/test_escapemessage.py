@@ -10,29 +10,13 @@ from typing import Any
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients.escape import MESSAGE_WINDOW, MESSAGES, NOTE_LIMIT
-from serialgw.config.logspec import LogSpec
 from tests.clients.test_sessions import Harness, text
-
-
-class Events:
-    """A console log that keeps the events it is given (all the line asks of one here)."""
-
-    peer = "log:/var/log/rack4.log"
-
-    def __init__(self) -> None:
-        self.events: list[str] = []
-        self.spec = LogSpec("/var/log/rack4.log")
-
-    def event(self, text: str) -> None:
-        self.events.append(text)
 
 
 class MessageTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.h = Harness()
-        self.log = Events()
-        logs: Any = self.h.line.logs
-        logs.append(self.log)
+        self.log = self.h.eventLog()
         self.alice, self.aliceT = self.h.telnet(port=1)
         self.bob, self.bobT = self.h.telnet(port=2)
         self.reader, self.readerT = self.h.telnet("telnet,ro,escape=^]+4444", port=3)

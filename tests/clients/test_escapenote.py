@@ -5,8 +5,6 @@ into the line's console logs, naming who wrote it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.logger import LogLevel
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -16,25 +14,10 @@ from tests.clients.test_sessions import Harness
 from tests.fakes import LogEvents
 
 
-class Events:
-    """A console log that keeps the events it is given (all the line asks of one here)."""
-
-    peer = "log:/var/log/rack4.log"
-
-    def __init__(self) -> None:
-        self.events: list[str] = []
-        self.spec = LogSpec("/var/log/rack4.log")
-
-    def event(self, text: str) -> None:
-        self.events.append(text)
-
-
 class NoteTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.h = Harness()
-        self.log = Events()
-        logs: Any = self.h.line.logs
-        logs.append(self.log)
+        self.log = self.h.eventLog()
         self.client, self.t = self.h.telnet()
         self.assertEqual(self.log.events, ["192.0.2.9:1000 attached as writer"])
         self.log.events.clear()

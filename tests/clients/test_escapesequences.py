@@ -6,36 +6,15 @@ said; C{l ?} lists them.
 
 from __future__ import annotations
 
-from typing import Any
-
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.logspec import LogSpec
 from tests.clients.test_sessions import Harness, text
-
-
-class Events:
-    """A console log that keeps the events it is given (all the line asks of one here)."""
-
-    peer = "log:/var/log/rack4.log"
-
-    def __init__(self) -> None:
-        self.events: list[str] = []
-        self.spec = LogSpec("/var/log/rack4.log")
-
-    def event(self, text: str) -> None:
-        self.events.append(text)
-
-    def typed(self, peer: str, data: bytes) -> None:
-        """(What clients typed: log-typed's, not kept here.)"""
 
 
 class BreakSequenceTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.h = Harness()
-        self.log = Events()
-        logs: Any = self.h.line.logs
-        logs.append(self.log)
+        self.log = self.h.eventLog()
         self.client, self.t = self.h.telnet()
         self.log.events.clear()
 

@@ -5,6 +5,8 @@ menu's commands, banner and replay, max-clients.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
@@ -17,6 +19,7 @@ from serialgw.clients.factory import LineFactory
 from serialgw.clients.raw import RawClient
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
+from serialgw.config.logspec import LogSpec
 from serialgw.config.specs import SerialSettings
 from serialgw.line.hub import Line
 from serialgw.line.role import Role
@@ -42,6 +45,29 @@ class Harness:
             client.dataReceived(agree)
         transport.clear()
         return client, transport
+
+    def eventLog(self) -> EventLog:
+        """A console log on the line that keeps the events it is given."""
+        consoleLog = EventLog()
+        logs: Any = self.line.logs
+        logs.append(consoleLog)
+        return consoleLog
+
+
+class EventLog:
+    """A console log that keeps the events it is given (all the line asks of one here); what is typed is not kept."""
+
+    peer = "log:/var/log/rack4.log"
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.spec = LogSpec("/var/log/rack4.log")
+
+    def event(self, text: str) -> None:
+        self.events.append(text)
+
+    def typed(self, peer: str, data: bytes) -> None:
+        """(What clients typed: log-typed's, not kept here.)"""
 
 
 def text(transport: StringTransport) -> str:
