@@ -359,15 +359,24 @@ class EscapeMenu(EscapeCommands):
             # (A reload took the log, or its events, away while the note was typed.)
             client.notice(f"{refusal}: nothing noted")
             return
-        now = line.clock.seconds() if line.clock is not None else 0.0
-        notes = self._notes
-        if len(notes) >= NOTES and notes[0] <= now < notes[0] + NOTE_WINDOW:
+        if not self._counted(self._notes, NOTES, NOTE_WINDOW):
             client.notice(f"at most {NOTES} notes in {NOTE_WINDOW:g} s: nothing noted")
             return
-        notes.append(now)
-        del notes[:-NOTES]
         line.recordEvent(f"note by {client.peer}: {text}", client.peer, budget=client.logBudget)
         client.notice(f"noted in {line.name}'s console log")
+
+    def _counted(self, times: list[float], most: int, window: float) -> bool:
+        """
+        One more of at most C{most} in C{window} seconds (C{times}: the last
+        ones' times, kept to C{most}): C{True} and counted now, or C{False}.
+        """
+        line = self.client.line
+        now = line.clock.seconds() if line.clock is not None else 0.0
+        if len(times) >= most and times[0] <= now < times[0] + window:
+            return False
+        times.append(now)
+        del times[:-most]
+        return True
 
     def _message(self, typed: str) -> None:
         """
@@ -380,13 +389,9 @@ class EscapeMenu(EscapeCommands):
         if not text:
             client.notice("an empty message: nothing said")
             return
-        now = line.clock.seconds() if line.clock is not None else 0.0
-        messages = self._messages
-        if len(messages) >= MESSAGES and messages[0] <= now < messages[0] + MESSAGE_WINDOW:
+        if not self._counted(self._messages, MESSAGES, MESSAGE_WINDOW):
             client.notice(f"at most {MESSAGES} messages in {MESSAGE_WINDOW:g} s: nothing said")
             return
-        messages.append(now)
-        del messages[:-MESSAGES]
         line.announce(f"message from {client.peer}: {text}", peer=client.peer, actor=client)
 
     def _enter(self, byte: int) -> None:
