@@ -301,15 +301,19 @@ class EscapeMenu(EscapeCommands):
             client.notice(QEMU_HELP.format(key=keyName(self.key)) if self.qemuKeys else HELP)
         else:
             client.notice(f"unknown escape command {shownKey(byte)}; {keyName(self.key)} ? for help")
-            if byte == 0x0D:
-                # ^] Enter: Enter's LF (or NUL) is the command's too, not typing.
-                self._state = self._afterEnter
-            elif 0xC0 <= byte < 0xF8:
-                # A UTF-8 character's first byte (^] é): the rest of it is
-                # the command's too, not sent (the device got a stray 0xa9).
-                self._continuations = 1 if byte < 0xE0 else 2 if byte < 0xF0 else 3
-                self._state = self._restOfCharacter
+            self._keyRestSwallowed(byte)
         return b""
+
+    def _keyRestSwallowed(self, byte: int) -> None:
+        """
+        What comes with a key the menu did not take is not typing either: ^] Enter's LF (or NUL), a
+        UTF-8 character's rest (^] é: the device got a stray 0xa9).
+        """
+        if byte == 0x0D:
+            self._state = self._afterEnter
+        elif 0xC0 <= byte < 0xF8:
+            self._continuations = 1 if byte < 0xE0 else 2 if byte < 0xF0 else 3
+            self._state = self._restOfCharacter
 
     def _restOfCharacter(self, byte: int) -> bytes:
         """A byte after an unknown command's UTF-8 first byte: one of its continuation bytes is dropped; another key is typing."""
@@ -479,11 +483,7 @@ class EscapeMenu(EscapeCommands):
             client.notice("break sequence cancelled")
         else:
             client.notice(f"no break sequence {shownKey(byte)} on {line.name}; {keyName(self.key)} l ? lists them")
-            if byte == 0x0D:
-                self._state = self._afterEnter
-            elif 0xC0 <= byte < 0xF8:
-                self._continuations = 1 if byte < 0xE0 else 2 if byte < 0xF0 else 3
-                self._state = self._restOfCharacter
+            self._keyRestSwallowed(byte)
         return b""
 
     def _breakThenKey(self, byte: int) -> bytes:
