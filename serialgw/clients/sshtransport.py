@@ -47,6 +47,8 @@ log = clientLog()
 
 # Answers to a channel open: the gateway opens no channel to a client.
 UNASKED = (connection.MSG_CHANNEL_OPEN_CONFIRMATION, connection.MSG_CHANNEL_OPEN_FAILURE)
+# A session's output, which the flow bounds: not the answer budget's.
+_OUTPUT = (connection.MSG_CHANNEL_DATA, connection.MSG_CHANNEL_EXTENDED_DATA)
 
 
 # The connection
@@ -171,7 +173,10 @@ class ServerTransport(SSHServerTransport):
                     self._heldTooMuch()
                     return
         SSHServerTransport.sendPacket(self, messageType, payload)
-        if self._full and not self._answersSpent:
+        # (The session's output is not an answer: conch sends what it holds as the client's window adjusts let
+        # it, bounded by the flow paused here; counted, a person reading slowly behind a flood spent the budget
+        # at once and was not read: a live ssh client's ^C waited for ever.)
+        if self._full and not self._answersSpent and messageType not in _OUTPUT:
             self._answered += len(payload) + sshlimits.HELD_MESSAGE_COST
             if self._answered >= min(ANSWER_BUDGET, self._bound()):
                 # Not read until it has taken its output.

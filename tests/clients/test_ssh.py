@@ -1361,6 +1361,23 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual(tcp.producerState, "producing")
         transport.connectionLost(None)
 
+    def test_outputSpendsNoAnswerBudget(self) -> None:
+        """The session's output conch sends while the TCP buffer is full (CHANNEL_DATA, as a slow reader's window adjusts let it go; the flow bounds it) is not an answer: it spends no answer budget and the client is read on (a live ssh client's ^C behind a flood waited for ever); answers still spend it."""
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = BufferedTcp()
+        transport.makeConnection(tcp)
+        transport.dataReceived(b"SSH-2.0-reader\r\n")
+        transport._keyExchangeState = transport._KEY_EXCHANGE_NONE  # (as once its key exchange is done)
+        tcp.write(b"x" * (tcp.bufferSize + 1))
+        self.assertEqual((tcp.full, tcp.producerState), (True, "producing"))
+        for kind in (connection.MSG_CHANNEL_DATA, connection.MSG_CHANNEL_EXTENDED_DATA) * 8:
+            transport.sendPacket(kind, b"\0\0\0\0" + NS(b"y" * 4096))
+        self.assertEqual(tcp.producerState, "producing")
+        transport.sendPacket(connection.MSG_CHANNEL_SUCCESS, b"\0" * 2048)
+        self.assertEqual(tcp.producerState, "paused")
+        transport.connectionLost(None)
+
     def test_messagesBeforeSessionBounded(self) -> None:
         """Before its session starts a connection may send MESSAGES_BEFORE_SESSION messages, then it is cut with one line (a client that read the answers kept the reactor busy, 20 us a message, 250000 in 5 s, with no key and no key exchange)."""
         from serialgw.clients.sshlimits import MESSAGES_BEFORE_SESSION
