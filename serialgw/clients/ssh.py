@@ -50,7 +50,7 @@ from serialgw.clients.sshfaults import conchLog, sshPeer, sshSource
 from serialgw.clients.sshhostkey import SSHError as SSHError
 from serialgw.clients.sshhostkey import loadHostKey
 from serialgw.clients.sshpassword import PasswordBook, PasswordChecker, PasswordChecks
-from serialgw.clients.sshsession import SSHClient
+from serialgw.clients.sshsession import LIST_WINDOW, LIST_WORK, SSHClient
 from serialgw.clients.sshtransport import ServerTransport
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
 from serialgw.config.listenerspecs import ListenerSpec
@@ -248,6 +248,8 @@ class SSHGateway:
         # the sessions that start afterwards).
         self.sessions: dict[str, set[SSHClient]] = {}
         self.sessionsPerPerson = sessionsPerPerson
+        # Each person's lines looked at for lists of a refused session since their window's start (listWork).
+        self._listed: dict[str, tuple[float, int]] = {}
 
     def attached(self, session: SSHClient) -> None:
         self.sessions.setdefault(session.login.user, set()).add(session)
@@ -269,6 +271,28 @@ class SSHGateway:
     def linesFor(self, user: str) -> list[str]:
         """The lines C{user} may use, by name."""
         return sorted(name for name, line in self.lines().items() if line.rights.of(user) is not None)
+
+    def listWork(self, user: str) -> Optional[int]:
+        """
+        Count a list of C{user}'s lines (it looks at every line, about 1 us
+        each) against their L{LIST_WORK} lines a L{LIST_WINDOW}: None, it
+        may be made; or the lines looked at for them already this window
+        (one list a window is always made).  A person's own: one asking in
+        a loop does not take the lists of others.
+        """
+        now = self.clock.seconds()
+        if len(self._listed) >= 256:
+            # (People are the configuration's; those whose window is over are let go.)
+            self._listed = {who: (start, used) for who, (start, used) in self._listed.items()
+                            if now - start < LIST_WINDOW}
+        start, used = self._listed.get(user, (float("-inf"), 0))
+        if now - start >= LIST_WINDOW:
+            start, used = now, 0
+        cost = len(self.lines())
+        if used and used + cost > LIST_WORK:
+            return used
+        self._listed[user] = (start, used + cost)
+        return None
 
 
 class GatewaySSHFactory(SSHFactory):

@@ -46,6 +46,11 @@ log = clientLog()
 # The most bytes of line names a refused session lists (as [by-name]'s list: one who may use 1000
 # lines was sent all their names, up to 130 KB, each time): the rest counted.
 LIST_MOST = 4096
+# The lines looked at for a person's lists in LIST_WINDOW seconds (a list looks at every line, about
+# 1 us each: with 10000 lines a refused session cost the gateway's thread 11 ms, each new connection
+# of a person logging in without end, past the key exchange's 2.6 ms).
+LIST_WORK = 20000
+LIST_WINDOW = 10.0
 
 
 # The session: a client of a line
@@ -389,8 +394,17 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         if line is None or right is None:
             log.info("ssh: {peer} asked for {name!r}: not a line they may use", peer=self.peer,
                      name=printable(name), budget=self.logBudget)
-            mine = self.gateway.linesFor(self.login.user)
             text = f"serialgw: {printable(name)!r} is not a line you may use; "
+            used = self.gateway.listWork(self.login.user)
+            if used is not None:
+                log.info("ssh: {peer}: its lines not listed: {used} lines looked at for {user}'s lists in {window:g} s "
+                         "(at most {most})", peer=self.peer, used=used, user=self.login.user, window=LIST_WINDOW,
+                         most=LIST_WORK, budget=self.logBudget)
+                text += (f"not listed: you asked for lists too often (at most {LIST_WORK} lines looked at in "
+                         f"{LIST_WINDOW:g} s); ask again in a few seconds{newline}")
+                self.clock.callLater(0, self._refuse, text)
+                return True
+            mine = self.gateway.linesFor(self.login.user)
             if not mine:
                 text += f"you may use none{newline}"
             else:

@@ -36,7 +36,7 @@ from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.ssh import Connection, GatewaySSHFactory, Person, Realm, SSHGateway, makeFactory
 from serialgw.clients.sshauth import KeyRing, Login, UserAuth
 from serialgw.clients.sshhostkey import SSHError, loadHostKey
-from serialgw.clients.sshsession import LIST_MOST, SSHClient
+from serialgw.clients.sshsession import LIST_MOST, LIST_WINDOW, LIST_WORK, SSHClient
 from serialgw.clients.transports import describeAddress
 from serialgw.config.file import loadFile
 from serialgw.config.gatewaylisteners import parseSSHListener
@@ -699,6 +699,33 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual((head, len(names), names[0], names[-1], more, end),
                          (b"serialgw: 'con1' is not a line you may use; your lines:", shown, b"rack000-" + b"x" * 120,
                           f"rack{shown - 1:03}-".encode() + b"x" * 120, f"and {1000 - shown} more".encode(), b""))
+
+    def test_listsOfRefusalsBounded(self) -> None:
+        """A person refused sessions in a loop has their lines listed for at most LIST_WORK lines looked at a LIST_WINDOW (then told, not listed, each logged within their budget): with 10000 lines a list cost 11 ms, each new connection; another person's lists are their own."""
+        h = Harness()
+        for n in range(999):
+            h.addLine(f"rack{n:03}", Rights(read=("*",)))
+        events = LogEvents(self)
+
+        def refused(user: str) -> bytes:
+            channel, conn = h.channel(user=user, lineName="nowhere")
+            self.assertTrue(channel.requestReceived(b"shell", b""))
+            h.clock.advance(0)
+            [(_, said)] = conn.extData[channel]
+            return said
+
+        said = [refused("ops9") for _ in range(25)]
+        listed = [s for s in said if b"your lines:" in s]
+        self.assertEqual(len(listed), LIST_WORK // len(h.lines))
+        self.assertEqual(said[len(listed):], [b"serialgw: 'nowhere' is not a line you may use; not listed: you asked for "
+                                              b"lists too often (at most 20000 lines looked at in 10 s); ask again in a "
+                                              b"few seconds\n"] * (25 - len(listed)))
+        # Logged within their budget (20 lines a minute: the refusals themselves took it).
+        self.assertEqual(len(events.at(LogLevel.info)), 20)
+        # Another person is listed meanwhile; ops9 again once the window is over.
+        self.assertIn(b"your lines:", refused("ops8"))
+        h.clock.advance(LIST_WINDOW)
+        self.assertIn(b"your lines:", refused("ops9"))
 
     def test_rightsReloaded(self) -> None:
         """New rights on a running line: a writer left only in read becomes read-only, one in neither list is disconnected."""
