@@ -8,7 +8,8 @@ reconnecting with backoff; the line sees it as any device: bytes, breaks,
 settings, modem lines, down and up.  That line's side is here; the dialing
 and the link's coming and going are mixed in from
 L{serialgw.devices.remotedial}, the links themselves (one protocol a kind)
-are L{serialgw.devices.remotelinks}'.
+are L{serialgw.devices.remotelinks}' and L{serialgw.devices.comportlink}'s,
+on L{serialgw.devices.linkbase}.
 """
 
 from __future__ import annotations
@@ -23,18 +24,11 @@ from zope.interface import implementer
 
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
+from serialgw.devices.comportlink import ComPortLink
+from serialgw.devices.linkbase import HELD_FULL, HELD_LINE, LINK_LIMIT, linkHeldBytes
 from serialgw.devices.nosink import NoSink
 from serialgw.devices.remotedial import DialAndLink
-from serialgw.devices.remotelinks import (
-    HELD_FULL,
-    HELD_LINE,
-    LINK_LIMIT,
-    NEGOTIATION_WAIT,
-    ComPortLink,
-    RawLink,
-    TelnetLink,
-    linkHeldBytes,
-)
+from serialgw.devices.remotelinks import NEGOTIATION_WAIT, RawLink, TelnetLink
 from serialgw.interfaces import IDevice
 from serialgw.wire.rfc2217 import modemLineCode
 

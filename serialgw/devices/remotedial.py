@@ -24,7 +24,7 @@ from twisted.python.failure import Failure
 from serialgw.config.specs import DeviceSpec, SerialSettings, isAbstract, quote
 from serialgw.devices.backoff import CarriedBackoff
 from serialgw.devices.device import HIGH_WATER
-from serialgw.devices.remotelinks import HELD_LINE, farEnd, farEndLog
+from serialgw.devices.linkbase import HELD_LINE, farEnd, farEndLog
 from serialgw.wire.sockets import countQueuedOnly, noDelay
 
 log = Logger()

@@ -21,9 +21,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.clients.guard import OutputGuard
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.specs import DeviceSpec, SerialSettings
+from serialgw.devices.comportlink import ComPortLink
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.remote import RemoteDevice
-from serialgw.devices.remotelinks import ComPortLink
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
 from serialgw.wire.telnetcodes import IAC, WILL

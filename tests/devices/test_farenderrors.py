@@ -13,8 +13,8 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.specs import DeviceSpec, SerialSettings
+from serialgw.devices.comportlink import ComPortLink
 from serialgw.devices.remote import RemoteDevice
-from serialgw.devices.remotelinks import ComPortLink
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION, LINE_PARITY, NOTIFY_LINESTATE, SERVER_OFFSET, SET_BAUDRATE
 from tests.clients.test_ownerrors import TIMES, Counting, broken
@@ -32,7 +32,7 @@ class FarEndAnswersTests(SynchronousTestCase):
         self.link.makeConnection(StringTransport())
 
     def test_lineStateAnswersFailing(self) -> None:
-        """30 NOTIFY-LINESTATE answers whose handling fails (remotelinks ComPortLink.telnetSubnegotiation): 20 tracebacks naming the device, 10 counted; the link stays."""
+        """30 NOTIFY-LINESTATE answers whose handling fails (comportlink ComPortLink.telnetSubnegotiation): 20 tracebacks naming the device, 10 counted; the link stays."""
         self.patch(self.line, "deviceLineState", broken)
         for _ in range(TIMES):
             self.link.telnetSubnegotiation(COM_PORT_OPTION, bytes([SERVER_OFFSET + NOTIFY_LINESTATE, LINE_PARITY]))

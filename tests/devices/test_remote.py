@@ -20,9 +20,10 @@ from zope.interface.verify import verifyObject
 from serialgw.app.service import GatewayService
 from serialgw.config.listenerspecs import ListenerSpec, Protocol
 from serialgw.config.specs import DeviceSpec, LineConfig, SerialSettings
+from serialgw.devices.comportlink import ComPortLink
 from serialgw.devices.device import HIGH_WATER
 from serialgw.devices.remote import RemoteDevice
-from serialgw.devices.remotelinks import ComPortLink, RawLink, TelnetLink
+from serialgw.devices.remotelinks import RawLink, TelnetLink
 from serialgw.interfaces import IDevice
 from serialgw.line.hub import Line
 from serialgw.wire.telnet import COMMANDS_PER_TURN
@@ -134,7 +135,7 @@ class RemoteWriteBoundTests(SynchronousTestCase):
         answers: once LINK_LIMIT bytes wait for it, it is not read (nor
         its input parsed) until it has taken them; memory stays bounded.
         """
-        from serialgw.devices.remotelinks import LINK_LIMIT
+        from serialgw.devices.linkbase import LINK_LIMIT
 
         device, line, writer, transport = self.connected("telnet", TelnetLink)
         link = device._link
@@ -225,7 +226,7 @@ class RemoteWriteBoundTests(SynchronousTestCase):
 
     def test_longSuspendSaid(self) -> None:
         """A FLOWCONTROL-SUSPEND that lasts SUSPEND_WARN s is logged once (a short one is not), its end too; a link lost meanwhile is no resume and leaves no timer."""
-        from serialgw.devices.remotelinks import SUSPEND_WARN
+        from serialgw.devices.comportlink import SUSPEND_WARN
 
         events: list[dict[str, object]] = []
         observeLog(self, events.append)
@@ -665,8 +666,8 @@ class RemoteAnswerTests(SynchronousTestCase):
         """A remote RFC 2217 server answering SET-BAUDRATE 0 or 2^32 - 1: the first a warning, the second counted; the settings stay."""
         from twisted.internet.testing import MemoryReactorClock, StringTransport
 
+        from serialgw.devices.comportlink import ComPortLink
         from serialgw.devices.remote import RemoteDevice
-        from serialgw.devices.remotelinks import ComPortLink
 
         device = RemoteDevice(DeviceSpec("rfc2217", host="127.0.0.1", port=1), MemoryReactorClock(),
                               settings=SerialSettings(9600))

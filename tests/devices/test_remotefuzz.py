@@ -15,8 +15,8 @@ from twisted.logger import LogEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.specs import DeviceSpec, SerialSettings
+from serialgw.devices.comportlink import ComPortLink
 from serialgw.devices.remote import RemoteDevice
-from serialgw.devices.remotelinks import ComPortLink
 from serialgw.line.hub import Line
 from serialgw.wire.rfc2217 import COM_PORT_OPTION
 from serialgw.wire.telnetcodes import BINARY, DO, IAC, SB, SE, WILL

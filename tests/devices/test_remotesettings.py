@@ -14,8 +14,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
 from serialgw.config.specs import DeviceSpec, SerialSettings
+from serialgw.devices.comportlink import ComPortLink
 from serialgw.devices.remote import RemoteDevice
-from serialgw.devices.remotelinks import ComPortLink, RawLink, TelnetLink
+from serialgw.devices.remotelinks import RawLink, TelnetLink
 from serialgw.line.hub import Line
 from serialgw.line.role import Role
 from serialgw.wire.rfc2217 import COM_PORT_OPTION as CPO
