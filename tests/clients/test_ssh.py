@@ -1388,6 +1388,30 @@ class FactoryTests(SynchronousTestCase):
         self.assertEqual(tcp.producerState, "producing")
         transport.connectionLost(None)
 
+    def test_oneReadPastTheBudgetWaits(self) -> None:
+        """The packets of one read that come after the answer budget is spent are not handled (conch handled them all: one 64 KiB read of small requests, thousands of answers past the bound) until the client has taken its output; then they are, in order, within the budget again, and every one is in the end."""
+        factory = self.factory()
+        transport = factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 1))
+        tcp = BufferedTcp()
+        transport.makeConnection(tcp)
+        transport.dataReceived(b"SSH-2.0-attack\r\n")
+        tcp.write(b"x" * (tcp.bufferSize + 1))
+        before, full = transport._messages, len(tcp.value())
+        transport.dataReceived(self.unknownMessages(250))
+        # 104 bytes an answer counted (100 and its 4): the 20th spends 2048.
+        self.assertEqual((transport._messages - before, tcp.producerState), (20, "paused"))
+        self.assertEqual(len(tcp.value()) - full, 20 * 16)  # MSG_UNIMPLEMENTED, in a packet of 16 bytes, one an answer
+        handled = [20]
+        while tcp.producerState == "paused":
+            tcp.drain()
+            handled.append(transport._messages - before)
+            self.assertLess(len(handled), 50)
+        self.assertEqual(handled[-1], 250)
+        # Each drain handled more, none past the bound and the budget again.
+        self.assertEqual(sorted(handled), handled)
+        self.assertLessEqual(max(handled[i + 1] - handled[i] for i in range(len(handled) - 1)), 2048 // 16 + 21)
+        transport.connectionLost(None)
+
     def test_outputSpendsNoAnswerBudget(self) -> None:
         """The session's output conch sends while the TCP buffer is full (CHANNEL_DATA, as a slow reader's window adjusts let it go; the flow bounds it) is not an answer: it spends no answer budget and the client is read on (a live ssh client's ^C behind a flood waited for ever); answers still spend it."""
         factory = self.factory()
