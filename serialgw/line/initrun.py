@@ -7,7 +7,8 @@ standard error logged.  Bounded: killed (SIGTERM, then SIGKILL L{KILL_WAIT}
 s later) past its init-timeout, past L{WRITE_MOST} bytes to the device or
 L{STDERR_MOST} to its standard error; its output read only while the device
 takes input; what its shell left running holding its output ended
-L{LEFT_WAIT} s after the shell.
+L{LEFT_WAIT} s after the shell; its keeper found stopped from outside
+(C{kill -STOP} of its pid) sent SIGCONT (L{KEEPER_LOOK}).
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.internet.interfaces import IDelayedCall, IPushProducer
 from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from serialgw.line.initsession import CHILD_FDS, CONTROL, KEEPER, KILL, RELEASE, SHELL_RUNS, STATUS, TERM, shellEnded
+
+log = Logger()
 
 SHELL = "/bin/sh"
 # What a run may write to the device, bytes: a login or a set-up is a few
@@ -37,6 +41,10 @@ STDERR_KEPT = 512
 STDERR_MOST = 1048576
 # After SIGTERM, how long it has before SIGKILL.
 KILL_WAIT = 2.0
+# How often its keeper is looked at (/proc/PID/stat, a read): one stopped alone from outside (SIGSTOP to its pid, not
+# its group) holds the command's output and never tells the shell's end, so the run lasted until init-timeout and
+# KILL_WAIT s more; found stopped, it is sent SIGCONT (see InitRun._lookAtKeeper).
+KEEPER_LOOK = 1.0
 # Its shell gone, how long its output may stay open (closed at the shell's exit: read within a turn or two) before
 # what holds it (a process the shell started with &) is taken for one left running, and ended.
 LEFT_WAIT = 0.5
@@ -48,6 +56,21 @@ def seconds(value: float) -> str:
     return f"{value:.1f} s"
 
 
+def _childStat(pid: int) -> Optional[list[bytes]]:
+    """
+    Process C{pid}'s /proc/PID/stat fields after its name (its state
+    first, then its parent's pid, its group's id...) if it is this
+    process's child (not reaped: a zombie too), whose pid cannot be given
+    to another process before this one reaps it; None if it is not (or gone).
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields if int(fields[1]) == os.getpid() else None
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def leadsItsGroup(pid: int) -> bool:
     """
     Whether process C{pid} is this process's child (not reaped: a zombie
@@ -55,12 +78,17 @@ def leadsItsGroup(pid: int) -> bool:
     C{killpg(pid)} reaches that group and no other, as its pid cannot be
     given to another process before this one reaps it.
     """
+    fields = _childStat(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        return int(fields[1]) == os.getpid() and int(fields[2]) == pid
-    except (OSError, IndexError, ValueError):
+        return fields is not None and int(fields[2]) == pid
+    except (IndexError, ValueError):
         return False
+
+
+def stoppedChild(pid: int) -> bool:
+    """Whether process C{pid} is this process's child, stopped by a signal (/proc/PID/stat's state C{T})."""
+    fields = _childStat(pid)
+    return fields is not None and fields[0] == b"T"
 
 
 @implementer(IPushProducer)
@@ -106,6 +134,9 @@ class InitRun(ProcessProtocol):
         self._controlGone = False
         # SIGKILL asked of the keeper (K): its own end by SIGKILL is then no surprise.
         self._killAsked = False
+        # The next look at the keeper (KEEPER_LOOK); how many times it was found stopped and sent SIGCONT.
+        self._lookTimer: Optional[IDelayedCall] = None
+        self.keeperContinued = 0
 
     def start(self) -> bool:
         """Started: whether it could be (a failure is logged, naming the line)."""
@@ -122,6 +153,7 @@ class InitRun(ProcessProtocol):
             return False
         self._timer = self.reactor.callLater(self.timeout, self.kill,
                                              f"still running after {self.timeout:g} s (init-timeout)")
+        self._lookTimer = self.reactor.callLater(KEEPER_LOOK, self._lookAtKeeper)
         return True
 
     # The process
@@ -237,6 +269,7 @@ class InitRun(ProcessProtocol):
         of requests (still in the group, so the group's id, the keeper's pid,
         is nobody else's) and its pipes closed; people type again.
         """
+        self._lookedAtEnough()  # (reaped: its pid may be another's now)
         if self._released or self._killAsked or self.shellEnd is not None or self.ended.called:
             return
         ended = reason.value
@@ -253,7 +286,47 @@ class InitRun(ProcessProtocol):
         self.process.resumeProducing()  # (as in kill: the pipes' end read even with the device behind)
         self.process.loseConnection()
 
+    def _lookAtKeeper(self) -> None:
+        """
+        Every L{KEEPER_LOOK} s until it is reaped: the keeper, found stopped
+        (by a signal from outside: C{kill -STOP} of its pid), is sent
+        SIGCONT, said as a warning naming the line and its pid.  Stopped, it
+        still holds the command's output and never tells the shell's end, so
+        a shell that ended held people's typing until init-timeout and the
+        run was then killed (SIGKILL L{KILL_WAIT} s later), said as a hang;
+        now the run ends within L{KEEPER_LOOK} s of its shell, as the shell
+        did.  Only the keeper is continued, never the command's own
+        processes: a command stopped (its group stopped whole) stays so,
+        killed at init-timeout as before.  The keeper's pid is looked at
+        (C{/proc}) and signalled only while it is this process's child not
+        reaped (L{stoppedChild}): it is nobody else's.  One held by a
+        debugger (state C{t}) is left to it.
+        """
+        self._lookTimer = None
+        keeper = self.process.pid if self.process is not None and not self.ended.called else None
+        if keeper is None:
+            return
+        if stoppedChild(keeper):
+            try:
+                os.kill(keeper, signal.SIGCONT)
+            except OSError:
+                pass  # (gone meanwhile: its reaping says the rest)
+            else:
+                self.keeperContinued += 1
+                if self.keeperContinued == 1:  # (one stopped again and again is said once)
+                    log.warn("line {line}: init-command's keeper (pid {pid}) was found stopped, not by serialgw: "
+                             "sent SIGCONT (stopped, it holds the command's output and cannot tell its end)",
+                             line=self.line.name, pid=keeper)
+        self._lookTimer = self.reactor.callLater(KEEPER_LOOK, self._lookAtKeeper)
+
+    def _lookedAtEnough(self) -> None:
+        """The keeper is reaped: no more looks at its pid."""
+        if self._lookTimer is not None and self._lookTimer.active():
+            self._lookTimer.cancel()
+        self._lookTimer = None
+
     def processEnded(self, reason: Failure) -> None:
+        self._lookedAtEnough()
         for call in (self._timer, self._killTimer, self._leftTimer):
             if call is not None and call.active():
                 call.cancel()

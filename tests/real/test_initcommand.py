@@ -21,7 +21,7 @@ from serialgw.app.status import lineStatus
 from serialgw.line import initrun
 from serialgw.line.hub import Line
 from serialgw.line.initcommand import SPIN_MOST, SPIN_WINDOW
-from serialgw.line.initrun import KILL_WAIT, LEFT_WAIT, STDERR_KEPT, STDERR_MOST, WRITE_MOST, InitRun
+from serialgw.line.initrun import KEEPER_LOOK, KILL_WAIT, LEFT_WAIT, STDERR_KEPT, STDERR_MOST, WRITE_MOST, InitRun
 from serialgw.line.initsession import KEEPER_SH
 from tests.fakes import LogEvents
 from tests.realio import (
@@ -263,6 +263,39 @@ class InitCommandPtyTests(TestCase):
         self.assertEqual(warned, [("t", f"init-command {outcome}", keeper)])
         client.transport.write(b"x")  # type: ignore[union-attr]
         self.assertEqual(await self.pty.received.length(1), b"x")
+
+    async def test_keeperStoppedAlone(self) -> None:
+        """
+        The run's keeper alone stopped from outside (SIGSTOP to its pid, not
+        its group) while its shell runs; the shell then ends by itself: the
+        keeper, which holds the command's output until it tells the shell's
+        end, is found stopped at the next look (KEEPER_LOOK s on the test's
+        clock), sent SIGCONT and said naming the line and its pid; the run
+        ends as the shell did, people type again.  Before, the gateway saw
+        nothing: the run lasted until init-timeout, then KILL_WAIT s more
+        (seen live: init-timeout 6, the shell gone at 1 s, the run over at
+        8.01 s, 'killed: still running after 6 s').
+        """
+        service, line, clock = self.start("echo $$ >&2; IFS= read -r _; exit 4", timeout=60)
+        run = await self.running(line)
+        await until(self, lambda: run.stderr.endswith(b"\n"), "the shell's pid said")
+        shell = int(run.stderr)
+        self.addCleanup(_killLeft, shell)
+        keeper = run.pid
+        assert keeper is not None
+        self.addCleanup(_killLeft, keeper)  # (a failing test's keeper: SIGKILL ends it stopped)
+        os.kill(keeper, signal.SIGSTOP)
+        await until(self, lambda: _state(keeper) == "T", f"the keeper {keeper} stopped")
+        self.pty.write(b"go\n")
+        await until(self, lambda: _gone(shell), f"the shell {shell} gone (a zombie its stopped keeper holds)")
+        clock.advance(KEEPER_LOOK - 0.1)
+        self.assertEqual((run.outcome, _state(keeper)), (None, "T"))
+        clock.advance(0.1)
+        await until(self, lambda: run.ended.called, "the run's end once its keeper is continued")
+        self.assertEqual((run.outcome, run.shellEnd, line.initRun, line.writable, clock.getDelayedCalls()),
+                         ("failed: exit status 4 (1.0 s)", ("exit", 4), None, True, []))
+        warned = [(e["line"], e["pid"]) for e in self.log.at(LogLevel.warn) if "stopped" in formatEvent(e)]
+        self.assertEqual(warned, [("t", keeper)])
 
     async def test_stoppedSessionKilled(self) -> None:
         """
