@@ -419,9 +419,19 @@ class Line(Members):
         (the string too) is written.  Programs and files stay.
         """
         closeOn = self.closeOn
-        seen = self._closeOnTail + data if self._closeOnTail else data
-        if closeOn not in seen:
-            self._closeOnTail = seen[len(seen) - len(closeOn) + 1:] if len(closeOn) > 1 else b""
+        # Kept between reads: the last len(closeOn) - 1 bytes seen, the most
+        # of the string that can sit before a read's start.  The chunk is
+        # searched where it lies; only the seam (the tail and the chunk's
+        # first bytes) is joined, so a flood costs no copy of each read.
+        keep = len(closeOn) - 1
+        tail = self._closeOnTail
+        if closeOn not in data and not (tail and closeOn in tail + data[:keep]):
+            if not keep:
+                self._closeOnTail = b""
+            elif len(data) >= keep:
+                self._closeOnTail = data[-keep:]
+            else:
+                self._closeOnTail = (tail + data)[-keep:]
             return
         self._closeOnTail = b""
         people = [client for client in self.clients if client.person]

@@ -52,6 +52,27 @@ class CloseOnTests(SynchronousTestCase):
         self.assertTrue(self.aliceT.disconnecting)
         self.assertEqual(line._closeOnTail, b"")
 
+    def test_oneByteAReadMatches(self) -> None:
+        """The string arriving a byte a read (a slow UART, a modem) is seen: what is kept grows until it holds all but the last byte."""
+        line = self.h.line
+        for byte in b"xNO CARRIER\r":
+            line.deviceDataReceived(bytes([byte]))
+        self.assertEqual(line._closeOnTail, b"NO CARRIER\r")
+        self.assertFalse(self.aliceT.disconnecting)
+        line.deviceDataReceived(b"\n")
+        self.assertTrue(self.aliceT.disconnecting)
+        self.assertTrue(self.readerT.disconnecting)
+
+    def test_shortReadsAfterALongOne(self) -> None:
+        """A long read, then the string in reads shorter than it: the tail carried is always the last bytes, never a stale cut."""
+        line = self.h.line
+        line.deviceDataReceived(b"y" * 5000 + b"NO")
+        for piece in (b" CA", b"RR", b"IER", b"\r"):
+            line.deviceDataReceived(piece)
+        self.assertEqual(line._closeOnTail, b"NO CARRIER\r")
+        line.deviceDataReceived(b"\nrest")
+        self.assertTrue(self.aliceT.disconnecting)
+
     def test_offAndReset(self) -> None:
         """Set to b"" (a reload taking it out): nothing is looked for, nothing kept; a new string starts afresh."""
         line = self.h.line
