@@ -276,6 +276,7 @@ def makeLine(config: LineConfig, device: Any, clock: Any) -> Line:
     line.maxClients = config.maxClients
     line.kickOld = config.kickOldUser
     line.banner = config.banner
+    line.aliases = config.aliases
     line.breakSequences = dict(config.breakSequences)
     line.setCloseOn(config.closeOn)
     line.rights = config.rights
@@ -334,6 +335,7 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
     line.maxClients = new.maxClients
     line.kickOld = new.kickOldUser
     line.banner = new.banner  # (for the sessions that start from now on)
+    line.aliases = new.aliases  # (looked up by the next to name one: those on it stay)
     line.breakSequences = dict(new.breakSequences)
     if new.closeOn != old.closeOn:
         line.setCloseOn(new.closeOn)

@@ -40,7 +40,7 @@ from serialgw.clients.session import Session
 from serialgw.clients.tls import HandshakeGate, peerSubject
 from serialgw.clients.transports import SourceCounts, describeAddress, sourceOf
 from serialgw.config.listenerspecs import ListenerKind, ListenerSpec
-from serialgw.line.hub import Line
+from serialgw.line.hub import Line, lineNamed
 from serialgw.logflood import ListenerKey, clientLog
 
 log = Logger()
@@ -151,9 +151,9 @@ class ByNameFactory(LineFactory):
 
     def find(self, name: str, transport: Any) -> Optional[Line]:
         """The line C{name} if it is there and the client on C{transport} may use it; else None."""
-        line = self.lines().get(name)
+        line = lineNamed(self.lines(), name)
         user = self._user(transport)
-        if line is None or not self.mayUse(line, user) or self._bound(name, transport, user) is None:
+        if line is None or not self.mayUse(line, user) or self._bound(line.name, transport, user) is None:
             return None
         return line
 

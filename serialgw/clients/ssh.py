@@ -56,7 +56,7 @@ from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy
 from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.config.people import PERSON_SESSIONS, SSHSpec, UserSpec
 from serialgw.config.sshkeys import fingerprint, printableBytes
-from serialgw.line.hub import Line
+from serialgw.line.hub import Line, lineNamed
 from serialgw.logflood import ListenerKey, clientLog
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
@@ -266,7 +266,7 @@ class SSHGateway:
         return len(self.sessions.get(user, ()))
 
     def line(self, name: str) -> Optional[Line]:
-        return self.lines().get(name)
+        return lineNamed(self.lines(), name)
 
     def linesFor(self, user: str) -> list[str]:
         """The lines C{user} may use, by name."""

@@ -56,7 +56,7 @@ LINE_KEYS = {
     "open-string", "close-string", "dtr", "rts", "idle-dtr", "idle-rts", "pace", "pace-line",
     "lock", "lock-dir", "shard", "on-demand", "kick-old-user", "banner",
     "on-demand-linger", "idle-timeout", "idle-string", "init-command", "init-timeout", "enable",
-    "init-spin-max", "init-spin-window", "break-sequences", "close-on",
+    "init-spin-max", "init-spin-window", "break-sequences", "close-on", "aliases",
 }
 
 # An init-command's length at most, characters (a longer one goes in a script).
@@ -65,6 +65,8 @@ INIT_COMMAND_MOST = 4096
 CLOSE_ON_MOST = 256
 # init-spin-max at most: runs started within init-spin-window.
 INIT_SPIN_MOST = 1000
+# aliases at most, a line (conserver's aliases: a console's other names).
+ALIASES_MOST = 16
 
 # Line and user names: ASCII only, the whole name (re.match with "$" would take a trailing
 # newline: [lines."a\n"] reached logs and SSH user names).
@@ -122,8 +124,13 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
     if "shard" in defaults:
         raise ConfigError(f"{_where(path, text, 'defaults', 'shard')}: [defaults] shard: a line's own key "
                           "(in [lines.NAME]): it gives that line to one process of --shard I/N")
+    if "aliases" in defaults:
+        raise ConfigError(f"{_where(path, text, 'defaults', 'aliases')}: [defaults] aliases: a line's own key "
+                          "(in [lines.NAME]): other names of that line, each naming one line only")
     configs = []
     pins: dict[str, int] = {}
+    # Each alias read so far, and its line's name (one alias names one line only).
+    owners: dict[str, str] = {}
     for name, table in lines.items():
         where = f"lines.{name}"
         problem = nameProblem(name)
@@ -187,6 +194,7 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
         if orphan is not None and configs[-1].log is None:
             raise ConfigError(f"{_where(path, text, where, orphan)}: [{where}] {orphan}: needs log = PATH on this "
                               f"line (or in [defaults]): without a console log, {orphan} makes no file and does nothing")
+        _aliasesFree(path, text, lines, name, configs[-1].aliases, owners)
         if not enabled:
             configs.pop()
             pins.pop(name, None)
@@ -194,6 +202,44 @@ def readLines(path: str, text: str, data: dict[str, Any], base: str) -> tuple[li
         raise ConfigError(f"{path}: every line has enable = false: nothing to serve (set enable = true on one, or "
                           "leave the key out)")
     return configs, pins
+
+
+def _aliasesFree(path: str, text: str, lines: dict[str, Any], name: str, aliases: tuple[str, ...],
+                 owners: dict[str, str]) -> None:
+    """
+    Line C{name}'s aliases name no other line (its name, a line with
+    enable = false too: it may be turned on) and no other line's alias
+    (C{owners}: those read so far, each with its line; this line's added).
+    """
+    where = f"lines.{name}"
+    for alias in aliases:
+        if alias in lines:
+            raise ConfigError(f"{_where(path, text, where, 'aliases')}: [{where}] aliases: {quote(alias)} is the name "
+                              f"of [lines.{alias}]: an alias names one line only")
+        if alias in owners:
+            raise ConfigError(f"{_where(path, text, where, 'aliases')}: [{where}] aliases: {quote(alias)} is an alias "
+                              f"of [lines.{owners[alias]}] already: an alias names one line only")
+    owners.update((alias, name) for alias in aliases)
+
+
+def _aliases(name: str, given: Any) -> tuple[str, ...]:
+    """A line's aliases (one string or a list): names as a line's, none its own or twice, at most ALIASES_MOST."""
+    items = [given] if isinstance(given, str) else given
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise _KeyError("aliases", f"expected a line's other names (a string or a list of them), not {_shown(given)}")
+    if len(items) > ALIASES_MOST:
+        raise _KeyError("aliases", f"{len(items)} aliases, at most {ALIASES_MOST}")
+    seen: set[str] = set()
+    for item in items:
+        problem = nameProblem(item, "alias")
+        if problem is not None:
+            raise _KeyError("aliases", problem)
+        if item == name:
+            raise _KeyError("aliases", f"{quote(item)} is this line's own name: an alias is another name")
+        if item in seen:
+            raise _KeyError("aliases", f"{quote(item)} is given twice")
+        seen.add(item)
+    return tuple(items)
 
 
 _LOG_KEYS: dict[str, tuple[str, type]] = {
@@ -474,6 +520,7 @@ def _line(name: str, table: dict[str, Any]) -> LineConfig:
         kickOldUser=kickOld,
         banner=parsed("banner", parseBanner, value("banner", str)) if "banner" in table else None,
         closeOn=_closeOn(value("close-on", str)) if "close-on" in table else b"",
+        aliases=_aliases(name, table["aliases"]) if "aliases" in table else (),
         **({"breakSequences": parsed("break-sequences", parseSequences, table["break-sequences"])}
            if "break-sequences" in table else {}),
     )

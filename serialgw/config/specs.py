@@ -263,6 +263,9 @@ class LineConfig:
     breakSequences: tuple[tuple[str, tuple[bytes, ...]], ...] = DEFAULT_BREAK_SEQUENCES
     # ser2net's closeon: the people on the line are disconnected when the device sends this (b"": never).
     closeOn: bytes = b""
+    # conserver's aliases: other names the line is reached under (a [by-name] prompt, an SSH user name); never
+    # another line's name or alias (serialgw.config.linetable checks the whole file).
+    aliases: tuple[str, ...] = ()
 
     @property
     def opensOnDemand(self) -> bool:

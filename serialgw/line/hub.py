@@ -11,7 +11,7 @@ base of L{Line} below its other parts (the mixins its docstring names).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from zope.interface import implementer
@@ -37,6 +37,18 @@ log = clientLog()
 
 
 @implementer(IDeviceSink)
+def lineNamed(lines: Mapping[str, Line], name: str) -> Optional[Line]:
+    """
+    The line C{name} names among C{lines} (by name): its own name, else one
+    of its aliases (the configuration gives each alias to one line, never a
+    line's name); None if none.
+    """
+    line = lines.get(name)
+    if line is not None:
+        return line
+    return next((line for line in lines.values() if name in line.aliases), None)
+
+
 class Line(Members):
     """
     A serial line shared by any number of clients.  What RFC 2217 clients
@@ -63,7 +75,7 @@ class Line(Members):
         "comings", "_coalesce", "backlogSize", "_backlog", "openString", "closeString", "_stringItems",
         "_stringCall", "_openMissed", "modemAttached", "modemIdle", "people", "_earlyTaken", "_earlyTo",
         "waitForClient", "_blockers", "_unannounced", "_watching", "_unlogged", "_refusalsTold", "rights", "idle",
-        "breakSequences", "closeOn", "_closeOnTail",
+        "breakSequences", "closeOn", "_closeOnTail", "aliases",
     )
 
     def __init__(
@@ -123,6 +135,8 @@ class Line(Members):
         self.kickOld = False
         # The line's own banner (serialgw.config.banner), else None: the listener option banner's text.
         self.banner: Optional[str] = None
+        # Other names the line is reached under (conserver's aliases: see lineNamed).
+        self.aliases: tuple[str, ...] = ()
         self.logs: list[IConsoleLog] = []
         # Told the settings in effect after every change (client ptys follow the line).
         self.settingsFollowers: list[Callable[[SerialSettings], None]] = []

@@ -85,6 +85,7 @@ FULL_TOML = {
     # (A pty carries no break: a sequence of keys alone.)
     "break-sequences": "{ 2 = '#.' }",
     "close-on": "'NO CARRIER'",
+    "aliases": '["t-old", "rack4-t"]',
     # (Its default is true: false serves no line at all, tried in tests.config.test_enablekey.)
     "enable": "true",
     # Without --shard the key is checked and has no effect.
@@ -150,6 +151,7 @@ LINE_FIELD = {
     "init-spin-window": "initSpinWindow",
     "break-sequences": "breakSequences",
     "close-on": "closeOn",
+    "aliases": "aliases",
 }
 LOG_FIELD = {"log-format": "format", "log-max-size": "maxSize", "log-daily": "daily", "log-keep": "keep",
              "log-events": "events", "log-mark": "mark", "log-typed": "typed"}

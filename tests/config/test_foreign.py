@@ -125,7 +125,7 @@ class ForeignFormTests(SynchronousTestCase):
             message = self.refused(f'[lines.con01]\ndevice = "/dev/ttyUSB0"\nlisten = "4001"\n{key}\n')
             name = key.split(" ")[0]
             self.assertTrue(message.startswith(f"FILE:4: unknown key '{name}' in [lines.con01]: {hint}"), message)
-            self.assertIn("(known: admin, backlog, ", message)
+            self.assertIn("(known: admin, aliases, backlog, ", message)
         message = self.refused('[defaults]\nmax-connections = 1\n[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n')
         self.assertTrue(message.startswith("FILE:2: unknown key 'max-connections' in [defaults]: ser2net's"), message)
         message = self.refused('[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\ncolour = 1\n')
