@@ -71,8 +71,12 @@ class CheckTests(SynchronousTestCase):
 
     def test_clean(self) -> None:
         """A farm file with distinct ports and existing devices: exit 0 and one line on stdout."""
+        # (The pty's link in a directory of the test's own: a /tmp/x that
+        # someone else made would be said, rightly, as a warning.)
+        link = os.path.join(os.path.abspath(self.mktemp()), "x")
+        os.makedirs(os.path.dirname(link))
         path = write(self, '[lines.a]\ndevice = "/dev/null"\nlisten = ["4001", "raw+tcp:4101:interface=127.0.0.1"]\n'
-                           '[lines.b]\ndevice = "pty:/tmp/x"\nlisten = "telnet:127.0.0.1:4002,server,nowait"\n')
+                           f'[lines.b]\ndevice = "pty:{link}"\nlisten = "telnet:127.0.0.1:4002,server,nowait"\n')
         self.assertEqual(checked("--config", path),
                          (0, f"serialgw: {path}: 2 line(s), 3 listener(s): OK\n", ""))
 
