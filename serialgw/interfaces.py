@@ -209,6 +209,16 @@ class IDevice(Interface):
     def start() -> None:
         """Start reading from the device (a remote one: start connecting)."""
 
+    def reopen(why: str) -> Optional[str]:
+        """
+        A person asked for it anew (the escape menu's O, conserver's ^Eco):
+        up, closed and opened again at once (a remote console: its link cut
+        and dialled again), its line told it went (C{why}) and came back;
+        down, opened now rather than after its backoff.  None when under
+        way, else why not (a break under way, an open under way, a pty the
+        gateway makes, closed), for people.
+        """
+
     def close() -> object:
         """
         Close for good (no reopening): down from now on, what is queued is

@@ -210,6 +210,8 @@ class RecordingDevice:
         self.accept: Any = lambda settings: settings
         # Bytes it has not handed on (queuedBytes): a test sets it.
         self.queued = 0
+        # Why a reopen is refused ("" none: see reopen).
+        self.noReopen = ""
         self.readDelivered = 0
 
     def write(self, data: bytes, source: Any = None) -> None:
@@ -262,6 +264,11 @@ class RecordingDevice:
 
     def start(self) -> None:
         self.started += 1
+
+    def reopen(self, why: str) -> Optional[str]:
+        """Recorded; refused with C{noReopen} when a test sets it (the line is told nothing: a test does that)."""
+        self.events.append(("reopen", why))
+        return self.noReopen or None
 
     def close(self) -> None:
         self.closed = True

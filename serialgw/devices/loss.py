@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from serialgw.config.specs import SerialSettings
 from serialgw.devices.breaks import BreakSequencer
 from serialgw.devices.errors import errorReason
+from serialgw.devices.ports import PtyPort
 from serialgw.devices.reopen import OPENING, Reopener
 from serialgw.devices.sources import Held, Sources
 from serialgw.interfaces import IPort
@@ -75,12 +76,15 @@ class LossAndReturn:
     _held: Held
     _heldSize: int
     _nextSettings: Optional[SerialSettings]
+    resting: bool
 
     if TYPE_CHECKING:
         # (The device's other parts': declared for mypy alone, as a stub at run time would shadow the real one in
         # SerialDevice's MRO, and naming SerialDevice would be an import cycle; tests.test_layers.PartStubTests.)
         @property
         def usable(self) -> bool: ...
+        @property
+        def breaking(self) -> bool: ...
         def start(self) -> None: ...
         def _stopWriting(self) -> None: ...
         def _checkWatermark(self) -> None: ...
@@ -208,6 +212,41 @@ class LossAndReturn:
         except Exception:
             # Reopening is scheduled already: a bug above must not stop it.
             log.failure("{device}: handling the loss failed", device=self.name)
+
+    def reopen(self, why: str) -> Optional[str]:
+        """
+        IDevice.reopen: up, closed (what it held dropped, counted, as at a
+        loss) and opened again at once on the reopen path, its line told
+        why; down, the next attempt made now.  Not while a break is under
+        way (its end would be lost with the port), nor a pty the gateway
+        makes (a new one behind its link: its program would lose the one it
+        is on).
+        """
+        if self.closed:
+            return f"{self.name} is closed"
+        if self.reopener.opener is None:
+            return f"{self.name} cannot be opened again"
+        if self.resting:
+            return f"{self.name} is closed on demand (it opens as a client comes)"
+        if not self.up:
+            return self.reopener.now()
+        if isinstance(self.port, PtyPort):
+            return f"{self.name} is a pty the gateway makes: nothing to reopen (a program opens its link)"
+        if self.breaking:
+            return "a break is under way; ask again once it is over"
+        if not self._movedBeforeLoss():
+            return None  # (lost, or closed, by the output it held: on the reopen path already)
+        self.downReason = why
+        self.up = False
+        self._shutdownPort()
+        log.info("{device}: closed to be opened again: {reason}", device=self.name, reason=why)
+        self.reopener.start()
+        try:
+            self.sink.deviceLost(Failure(DeviceLost(why)))
+        except Exception:
+            log.failure("{device}: handling the reopen failed", device=self.name)
+        self.reopener.now()  # (its open at the end of this turn, not after policy(0))
+        return None
 
     # The reopen supervisor's target (see ReopenTarget)
 

@@ -25,7 +25,7 @@ from zope.interface import implementer
 from serialgw.config.specs import DeviceSpec, SerialSettings
 from serialgw.devices.backoff import CarriedBackoff, DialEndpoint
 from serialgw.devices.comportlink import ComPortLink
-from serialgw.devices.linkbase import HELD_FULL, HELD_LINE, LINK_LIMIT, linkHeldBytes
+from serialgw.devices.linkbase import HELD_FULL, HELD_LINE, LINK_LIMIT, farEnd, farEndLog, linkHeldBytes
 from serialgw.devices.nosink import NoSink
 from serialgw.devices.remotedial import DialAndLink
 from serialgw.devices.remotelinks import NEGOTIATION_WAIT, RawLink, TelnetLink
@@ -100,6 +100,8 @@ class RemoteDevice(DialAndLink):
         self._breakCall: Any = None
         # The remote port's answers (settings other than asked) told once a turn (_remoteSettings).
         self._settingsCall: Any = None
+        # Why its link was cut by a person (the escape menu's O: see reopen), until the link is down.
+        self._reopenWhy: Optional[str] = None
         # Reconnection backoff across short links (see CarriedBackoff).
         self._backoff = CarriedBackoff(reactor, retryPolicy)
         endpoint: Any
@@ -287,6 +289,26 @@ class RemoteDevice(DialAndLink):
     def watchLineErrors(self, on: bool) -> None:
         # An RFC 2217 port notifies line state itself.
         pass
+
+    def reopen(self, why: str) -> Optional[str]:
+        """
+        IDevice.reopen: a link up is cut (what it held dropped, counted, as
+        at a loss) and dialled again with backoff, its line told C{why}; not
+        connected, it is dialled again by itself (not hurried), nor while a
+        break is under way.
+        """
+        if self.closed:
+            return f"{self.name} is closed"
+        if self._link is None:
+            return f"{self.name} is not connected: it is dialled again with backoff by itself"
+        if self.breaking:
+            return "a break is under way; ask again once it is over"
+        if self._reopenWhy is None:
+            self._reopenWhy = why
+            farEndLog.info("{device}: link cut to be dialled again: {reason}", device=self.name, reason=why,
+                           peer=farEnd(self), budget=self.logBudget)
+            self._link.transport.abortConnection()
+        return None
 
     def close(self) -> Any:
         if self.closed:

@@ -25,6 +25,7 @@ from serialgw.config.specs import DeviceSpec, SerialSettings, isAbstract, quote
 from serialgw.devices.backoff import CarriedBackoff
 from serialgw.devices.device import HIGH_WATER
 from serialgw.devices.linkbase import HELD_LINE, farEnd, farEndLog
+from serialgw.devices.loss import DeviceLost
 from serialgw.wire.sockets import countQueuedOnly, noDelay
 
 log = Logger()
@@ -73,6 +74,7 @@ class DialAndLink:
     _watchCall: Any
     _breakCall: Any
     _settingsCall: Any
+    _reopenWhy: Optional[str]
     _typedQueued: int
     _held: int
     _linkFull: bool
@@ -188,6 +190,10 @@ class DialAndLink:
             # loss, hence the next turn) say why it stays down.
             self._watchCall = self.reactor.callLater(0, self._watchAttempts)
             self.downReason = reason.getErrorMessage().rstrip(".")
+            if self._reopenWhy is not None:
+                # (Cut by a person: said so, not "Connection was aborted".)
+                self.downReason, reason = self._reopenWhy, Failure(DeviceLost(self._reopenWhy))
+            self._reopenWhy = None
             farEndLog.warn("{device}: connection lost: {reason}", device=self.name, reason=self.downReason,
                            peer=farEnd(self), budget=self.logBudget)
             try:

@@ -200,6 +200,22 @@ class Reopener:
                 self.target.notOpened()
             first.callback(outcome)
 
+    def now(self) -> Optional[str]:
+        """
+        A person asked for the device (the escape menu's O): the attempt due
+        after its backoff made now, at the end of this turn (the backoff going
+        on from there if it fails); why not (an open under way, none due), or
+        None.
+        """
+        if self.opening:
+            return "an open of it is under way"
+        if self._call is None or not self._call.active():
+            return "no open of it is due"
+        self._call.cancel()
+        # (At the end of this turn: whoever asked is answered before it is back.)
+        self._call = self.reactor.callLater(0, self._attempt)
+        return None
+
     def stop(self) -> None:
         """The device is closed for good: no attempt after this (one under way closes what it opens)."""
         if self._call is not None and self._call.active():

@@ -265,6 +265,35 @@ class Line(Members):
             client.notice(f"no break: {reason}")
         return False
 
+    def clientReopen(self, client: IClient) -> bool:
+        """
+        A person asks for the device anew (the escape menu's O, conserver's
+        ^Eco): up, closed and opened again (a remote console's link cut and
+        dialled again), everyone told it went and came back; down, opened
+        now rather than after its backoff.  For those who may write; refused
+        as the device says (a break or an open under way, a pty the gateway
+        makes).  The person is told, the log and console logs say it; C{True}
+        if under way.
+        """
+        device = self.device
+        wasDown = None if device.up else device.downReason
+        if not self.mayWrite(client):
+            reason: Optional[str] = {Role.WATCHER: "you only watch: take write first",
+                                     Role.READONLY: "read-only"}.get(client.role, f"{self.name} is closing")
+        else:
+            reason = device.reopen(f"reopened by {client.peer}")
+        if reason is not None:
+            log.info("{line}: reopen from {peer} refused: {reason}", line=self.name, peer=client.peer, reason=reason,
+                     budget=client.logBudget)
+            client.notice(f"{self.name} not reopened: {reason}")
+            return False
+        if wasDown is not None:
+            # (Up, its going is the line's news already: 'device down (reopened by ...)'.)
+            self.recordEvent(f"device opened now, asked by {client.peer} (it was down: {wasDown})", client.peer,
+                             budget=client.logBudget)
+        client.notice(f"{self.name}: opening {device.name} {'now' if wasDown is not None else 'again'}")
+        return True
+
     def clientSequence(self, client: IClient, name: str) -> bool:
         """
         A client sends the line's break sequence C{name} (the escape menu's
