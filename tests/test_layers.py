@@ -342,8 +342,9 @@ class PartStubTests(SynchronousTestCase):
     def test_stubsStandForRealMethods(self) -> None:
         """
         Each method a part declares under TYPE_CHECKING is, in every class made
-        with that part (devices, wire and clients imported), a method another
-        class defines, with the stub's parameters (a property for a property).
+        with that part (devices, wire and clients imported) that is not a part
+        itself, a method another class defines, with the stub's parameters (a
+        property for a property).
         """
         import importlib
 
@@ -353,12 +354,15 @@ class PartStubTests(SynchronousTestCase):
         wrong = []
         stubs = typeCheckingStubs()
         self.assertIn(("serialgw.devices.controls", "DeviceControls"), stubs)
+        # A class made with a part that is a part itself (SessionEnd, of InputReading) is checked in the classes
+        # made with it (Session and its kinds).
+        parts = {getattr(importlib.import_module(moduleName), className) for moduleName, className in stubs}
         for (moduleName, className), declared in sorted(stubs.items()):
             part = getattr(importlib.import_module(moduleName), className)
             made = subclasses(part)
-            if not made:
+            if not made - parts:
                 wrong.append(f"{moduleName}.{className}: no class is made with it")
-            for cls in sorted(made, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
+            for cls in sorted(made - parts, key=lambda c: f"{c.__module__}.{c.__qualname__}"):
                 for stub in declared:
                     where = f"{moduleName}.{className}.{stub.name} in {cls.__module__}.{cls.__qualname__}"
                     real = inspect.getattr_static(cls, stub.name, None)
@@ -377,6 +381,39 @@ class PartStubTests(SynchronousTestCase):
                         if stubParameters != realParameters:
                             wrong.append(f"{where}: {stubParameters} stands for {realParameters}")
         self.assertEqual(wrong, [])
+
+    def test_noRunTimeStandIns(self) -> None:
+        """
+        No part defines, at run time, a method that only raises
+        NotImplementedError where a class made with it has the real one
+        (InputReading's notice, SessionEnd's _writeHeldLog, TelnetOutput's
+        localEnabled): such a stand-in is right only while the real one comes
+        first in the MRO; a part declares what it uses under TYPE_CHECKING.
+        """
+        import importlib
+
+        for package in ("devices", "wire", "clients", "app"):
+            for name in modules(package):
+                importlib.import_module(name)
+        found = []
+        for root, _, files in os.walk(os.path.join(REPO, "serialgw")):
+            for f in sorted(files):
+                if not f.endswith(".py"):
+                    continue
+                path = os.path.join(root, f)
+                name = os.path.relpath(path, REPO)[:-3].replace(os.sep, ".").removesuffix(".__init__")
+                with open(path) as source:
+                    tree = ast.parse(source.read(), path)
+                for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+                    defined = getattr(importlib.import_module(name), cls.name)
+                    made = subclasses(defined) if isinstance(defined, type) else set()
+                    for method in (node for node in cls.body if isinstance(node, ast.FunctionDef)):
+                        body = [n for n in method.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+                        raises = (len(body) == 1 and isinstance(body[0], ast.Raise) and body[0].exc is not None
+                                  and ast.unparse(body[0].exc).removesuffix("()") == "NotImplementedError")
+                        if raises and any(method.name in vars(c) for c in made):
+                            found.append(f"{name}.{cls.name}.{method.name}")
+        self.assertEqual(sorted(found), [])
 
 
 # pyserial importers outside devices today, each to go (issue 14).
