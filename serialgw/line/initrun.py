@@ -26,6 +26,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from serialgw.line.initleft import endSession, pinChildren
 from serialgw.line.initsession import CHILD_FDS, CONTROL, KEEPER, KILL, RELEASE, SHELL_RUNS, STATUS, TERM, shellEnded
 
 log = Logger()
@@ -137,6 +138,10 @@ class InitRun(ProcessProtocol):
         # The next look at the keeper (KEEPER_LOOK); how many times it was found stopped and sent SIGCONT.
         self._lookTimer: Optional[IDelayedCall] = None
         self.keeperContinued = 0
+        # The keeper's children (its shell, its reader of requests) pinned by pidfds once its shell runs, and the look,
+        # KILL_WAIT s after a keeper ended from outside, at what its session still runs (see _sessionLeft).
+        self._pins: dict[int, int] = {}
+        self._leftCall: Optional[IDelayedCall] = None
 
     def start(self) -> bool:
         """Started: whether it could be (a failure is logged, naming the line)."""
@@ -194,6 +199,9 @@ class InitRun(ProcessProtocol):
         """A line the keeper said on L{STATUS}: its shell runs (L{SHELL_RUNS}), or how it ended."""
         if said == SHELL_RUNS and not self.shellRuns and self.shellEnd is None:
             self.shellRuns = True
+            keeper = self.process.pid if self.process is not None and not self.ended.called else None
+            if keeper is not None and _childStat(keeper) is not None:
+                self._pins = pinChildren(keeper)  # (its pid nobody else's: see initleft)
             if self._termHeld:
                 self._termHeld = False
                 self._ask(TERM)
@@ -283,6 +291,8 @@ class InitRun(ProcessProtocol):
             self._over(f"killed: its keeper (pid {self.pid}) was ended by signal {ended.signal}, not by "
                        "serialgw", True)
         self._ask(KILL)
+        if self._pins:
+            self._leftCall = self.reactor.callLater(KILL_WAIT, self._sessionLeft)
         self.process.resumeProducing()  # (as in kill: the pipes' end read even with the device behind)
         self.process.loseConnection()
 
@@ -319,6 +329,25 @@ class InitRun(ProcessProtocol):
                              line=self.line.name, pid=keeper)
         self._lookTimer = self.reactor.callLater(KEEPER_LOOK, self._lookAtKeeper)
 
+    def _sessionLeft(self) -> None:
+        """
+        L{KILL_WAIT} s after its keeper was ended from outside: what its
+        session still runs (its shell, what that started), which the
+        keeper's reader of requests did not end as asked (K): it was ended
+        from outside too (a C{pkill -f serialgw-init} matches both), and
+        nobody was left to signal the session.  Sent SIGKILL by the gateway,
+        by pidfd (L{serialgw.line.initleft.endSession}), said as a warning
+        naming the line and the pids; before, they ran on for good.
+        """
+        self._leftCall = None
+        pins, self._pins = self._pins, {}
+        assert self.pid is not None
+        ran = endSession(self.pid, pins)
+        if ran:
+            log.warn("line {line}: init-command's session (its keeper, pid {pid}, and the keeper's reader of requests "
+                     "ended from outside) still ran {pids}: sent SIGKILL by serialgw", line=self.line.name,
+                     pid=self.pid, pids=ran)
+
     def _lookedAtEnough(self) -> None:
         """The keeper is reaped: no more looks at its pid."""
         if self._lookTimer is not None and self._lookTimer.active():
@@ -327,6 +356,10 @@ class InitRun(ProcessProtocol):
 
     def processEnded(self, reason: Failure) -> None:
         self._lookedAtEnough()
+        if self._leftCall is None:
+            for fd in self._pins.values():
+                os.close(fd)
+            self._pins = {}
         for call in (self._timer, self._killTimer, self._leftTimer):
             if call is not None and call.active():
                 call.cancel()

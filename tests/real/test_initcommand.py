@@ -257,6 +257,7 @@ class InitCommandPtyTests(TestCase):
         os.kill(keeper, 9)
         await until(self, lambda: run.ended.called, "the run's end (the test's clock not moved)")
         await until(self, lambda: _gone(shell) and _gone(started), f"processes {shell} and {started} gone")
+        clock.advance(KILL_WAIT)  # (what its session still runs looked at: nothing, its reader ended it)
         outcome = f"killed: its keeper (pid {keeper}) was ended by signal 9, not by serialgw"
         self.assertEqual((run.outcome, line.initRun, line.writable, clock.getDelayedCalls()), (outcome, None, True, []))
         warned = [(e["line"], e["outcome"], e["pid"]) for e in self.log.at(LogLevel.warn) if "outcome" in e]
@@ -296,6 +297,38 @@ class InitCommandPtyTests(TestCase):
                          ("failed: exit status 4 (1.0 s)", ("exit", 4), None, True, []))
         warned = [(e["line"], e["pid"]) for e in self.log.at(LogLevel.warn) if "stopped" in formatEvent(e)]
         self.assertEqual(warned, [("t", keeper)])
+
+    async def test_keeperAndReaderKilledFromOutside(self) -> None:
+        """
+        The run's keeper and its reader of requests both SIGKILLed from
+        outside (as `pkill -9 -f serialgw-init` does): the run ends at once;
+        KILL_WAIT s later (the test's clock) what its session still runs,
+        the shell and what it started, nobody left in it to signal them, is
+        sent SIGKILL by the gateway, by pidfd, said naming the line, the
+        keeper and the pids.  Before, they ran on for good.
+        """
+        service, line, clock = self.start("sleep 1000 & echo $$ $! >&2; wait")
+        run = await self.running(line)
+        await until(self, lambda: run.stderr.endswith(b"\n"), "the pids said")
+        shell, started = (int(word) for word in run.stderr.split())
+        for pid in (shell, started):
+            self.addCleanup(_killLeft, pid)
+        keeper = run.pid
+        assert keeper is not None
+        with open(f"/proc/{keeper}/task/{keeper}/children") as f:
+            readers = [int(word) for word in f.read().split() if int(word) != shell]
+        self.assertEqual(len(readers), 1, f"the keeper's children besides its shell: {readers}")
+        os.kill(readers[0], 9)
+        await until(self, lambda: _gone(readers[0]), "the reader gone")
+        os.kill(keeper, 9)
+        await until(self, lambda: run.ended.called, "the run's end (the test's clock not moved)")
+        outcome = f"killed: its keeper (pid {keeper}) was ended by signal 9, not by serialgw"
+        self.assertEqual((run.outcome, line.writable, _gone(shell), _gone(started)), (outcome, True, False, False))
+        clock.advance(KILL_WAIT)
+        await until(self, lambda: _gone(shell) and _gone(started), f"processes {shell} and {started} gone")
+        warned = [(e["line"], e["pid"], {shell, started} <= set(e["pids"])) for e in self.log.at(LogLevel.warn)
+                  if "pids" in e]
+        self.assertEqual((warned, clock.getDelayedCalls()), ([("t", keeper, True)], []))
 
     async def test_stoppedSessionKilled(self) -> None:
         """
