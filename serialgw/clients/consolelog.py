@@ -88,6 +88,7 @@ class ConsoleLog(ClientEvents, LogWrites):
         # Whether the file ends at a line start (a line cut by a failing write does not).
         self._fileAtLineStart = True
         self._staleLine = False
+        self._moved: Optional[tuple[int, Optional[tuple[int, int]]]] = None
         # What a rotation last found in its way and left alone (said once).
         self._inTheWay: Optional[tuple[str, int, int, int]] = None
         # Events and marks that came inside a line of output: (stamp, text),

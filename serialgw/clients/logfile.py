@@ -55,6 +55,8 @@ class LogFile:
     _fileAtLineStart: bool
     # The file as opened ends inside a line that is not the output's (see _endsInsideALine).
     _staleLine: bool
+    # After a reopen inside a line of output: the moved file (descriptor, lock) until the next write (see _endMoved).
+    _moved: Optional[tuple[int, Optional[tuple[int, int]]]]
     _inTheWay: Optional[tuple[str, int, int, int]]
     _writes: FileWrites
     # The first open's outcome (see _openLater): set once the writer has tried; why it could not, or None.

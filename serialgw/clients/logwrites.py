@@ -96,6 +96,8 @@ class LogWrites(LogFile):
     def _writeOne(self, data: bytes, midLine: bool) -> None:
         written = 0
         marker = b""
+        if self._moved is not None:
+            data, midLine = self._endMoved(data, midLine)
         try:
             if midLine and not self._fileAtLineStart and self.size and os.lseek(self._fd, 0, os.SEEK_END) == 0:
                 # Copied and emptied under the log inside a line (logrotate's
@@ -179,10 +181,36 @@ class LogWrites(LogFile):
             "utf-8", "replace")
         return (b"" if self._fileAtLineStart else b"\n") + self._stamp() + text
 
+    def _endMoved(self, data: bytes, midLine: bool) -> tuple[bytes, bool]:
+        """
+        The first write after a reopen that left the moved file inside a
+        line: a newline that ends that line is the moved file's (as at a
+        rotation by size); then the moved file is let go.
+        """
+        assert self._moved is not None
+        moved, movedKey = self._moved
+        self._moved = None
+        try:
+            if midLine and data.startswith(b"\n") and self._osWrite(moved, b"\n") == 1:
+                data, midLine = data[1:], False
+        except OSError:
+            pass  # (the moved file cannot take it: the new one's line starts stamped, as before)
+        finally:
+            release(moved, movedKey)
+        return data, midLine
+
+    def _letMovedGo(self) -> None:
+        """A moved file kept for the newline ending its last line, let go without it (a close, another reopen)."""
+        if self._moved is not None:
+            moved, movedKey = self._moved
+            self._moved = None
+            release(moved, movedKey)
+
     def _reopenOne(self) -> int:
         old, oldKey, atLineStart = self._fd, self._key, self._fileAtLineStart
         if old < 0:
             return 0  # (its first open failed: said by _notOpened)
+        self._letMovedGo()
         try:
             self._open()
         except OSError as e:
@@ -193,6 +221,12 @@ class LogWrites(LogFile):
             # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped
             # (emptied meanwhile, by logrotate's copytruncate: its next line starts the file, stamped).
             self._fileAtLineStart, self._staleLine = atLineStart, False
+        elif not atLineStart and not self._failing:
+            # Moved (logrotate) inside a line of output: kept until the next
+            # write, whose newline, if it ends that line, is the moved file's
+            # (it was dropped: the moved file's last line unended, a byte lost).
+            self._moved = (old, oldKey)
+            return 1
         release(old, oldKey)
         return 1
 
@@ -220,6 +254,7 @@ class LogWrites(LogFile):
     def _closeNow(self, waiting: list[defer.Deferred[None]]) -> None:
         fd, self._fd = self._fd, -1
         try:
+            self._letMovedGo()
             if fd >= 0:
                 release(fd, self._key)
         finally:

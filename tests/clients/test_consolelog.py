@@ -380,6 +380,30 @@ class RotatedBySomeoneElseTests(SynchronousTestCase):
         self.assertEqual((self.read(self.path + ".1"), self.read(self.path)),
                          (b"00 abc", b"03 def\n03 ghi\n"))
 
+    def test_reopenedBeforeANewlineTheMovedFileKeepsIt(self) -> None:
+        """Moved and reopened (logrotate, SIGUSR1) inside a line of output that goes on with the newline ending it: that newline ends the moved file, as at a rotation by size (it was dropped: the moved file's last line unended, one byte lost, the two files' lines running together when read in turn)."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%S "), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"abc")
+        os.rename(self.path, self.path + ".1")
+        self.assertEqual(self.successResultOf(log.reopen()), 1)
+        self.clock.advance(3)
+        self.line.deviceDataReceived(b"\ndef\n")
+        self.assertEqual((self.read(self.path + ".1"), self.read(self.path)), (b"00 abc\n", b"03 def\n"))
+        # Unstamped, the files read in turn are the output, byte for byte.
+        other = self.mktemp()
+        exact = ConsoleLog(self.line, LogSpec(other, format=""), self.clock)
+        self.addCleanup(exact.close)
+        self.line.deviceDataReceived(b"ghi")
+        os.rename(other, other + ".1")
+        self.assertEqual(self.successResultOf(exact.reopen()), 1)
+        self.line.deviceDataReceived(b"\njkl")
+        os.rename(other, other + ".2")
+        self.assertEqual(self.successResultOf(exact.reopen()), 1)
+        self.line.deviceDataReceived(b"mno\npqr\n")
+        self.assertEqual([self.read(other + ".1"), self.read(other + ".2"), self.read(other)],
+                         [b"ghi\n", b"jkl", b"mno\npqr\n"])
+
     def test_reopenedSameFileMidLine(self) -> None:
         """Reopened with nothing moved (SIGUSR1 alone) inside a line of output: the line goes on in the file, not stamped again."""
         log = ConsoleLog(self.line, LogSpec(self.path, format="%S "), self.clock)
