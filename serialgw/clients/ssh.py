@@ -55,7 +55,7 @@ from serialgw.clients.sshtransport import ServerTransport
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
 from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.config.people import PERSON_SESSIONS, SSHSpec, UserSpec
-from serialgw.config.sshkeys import fingerprint, printableBytes
+from serialgw.config.sshkeys import asciiName, fingerprint
 from serialgw.line.hub import Line, lineNamed
 from serialgw.logflood import ListenerKey, clientLog
 
@@ -97,8 +97,8 @@ class Connection(connection.SSHConnection):
         if channelType != b"session" or self.sessions or maxPacket < MIN_MAX_PACKET:
             why = ("only sessions" if channelType != b"session" else "one session a connection" if self.sessions
                    else f"maximum packet under {MIN_MAX_PACKET} bytes")
-            log.info("ssh: {address}: channel {kind!r} refused: {why}", address=sshPeer(transport), peer=sshSource(transport),
-                     kind=printableBytes(channelType, "ascii"), why=why)
+            log.info("ssh: {address}: channel '{kind}' refused: {why}", address=sshPeer(transport), peer=sshSource(transport),
+                     kind=asciiName(channelType), why=why)
             transport.sendPacket(
                 connection.MSG_CHANNEL_OPEN_FAILURE,
                 struct.pack(">2L", senderChannel, connection.OPEN_ADMINISTRATIVELY_PROHIBITED)
@@ -113,8 +113,8 @@ class Connection(connection.SSHConnection):
         # client's name), with a line: OpenSSH -R was refused without a word.
         transport: Any = self.transport
         level = LogLevel.debug if requestType in QUIET_GLOBAL_REQUESTS else LogLevel.info
-        log.emit(level, "ssh: {address}: global request {request!r} refused", address=sshPeer(transport),
-                 peer=sshSource(transport), request=printableBytes(requestType, "ascii"))
+        log.emit(level, "ssh: {address}: global request '{request}' refused", address=sshPeer(transport),
+                 peer=sshSource(transport), request=asciiName(requestType))
         return 0
 
     def ssh_CHANNEL_DATA(self, packet: bytes) -> None:

@@ -38,7 +38,7 @@ from zope.interface import implementer
 from serialgw.clients.sshfaults import conchLog, sshPeer, sshSource
 from serialgw.clients.sshpassword import PasswordTry
 from serialgw.config.people import UserSpec
-from serialgw.config.sshkeys import fingerprint, printable, printableBytes, readPublicKeys
+from serialgw.config.sshkeys import asciiName, fingerprint, printable, printableBytes, readPublicKeys
 from serialgw.logflood import peerLimiter
 
 # Limited per peer (logflood); in the namespace its lines had in serialgw.clients.ssh, which an operator may filter on.
@@ -362,9 +362,9 @@ class UserAuth(userauth.SSHUserAuthServer):
             transport.sendDisconnect(DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, b"too many login requests")
             return None
         if service != b"ssh-connection":
-            log.info("ssh: {address}: login for service {service!r} refused: disconnected", address=sshPeer(transport),
+            log.info("ssh: {address}: login for service '{service}' refused: disconnected", address=sshPeer(transport),
                      peer=sshSource(transport),
-                     service=printableBytes(service, "ascii"))
+                     service=asciiName(service))
             transport.sendDisconnect(DISCONNECT_SERVICE_NOT_AVAILABLE, b"only ssh-connection after login")
             return None
         return userauth.SSHUserAuthServer.ssh_USERAUTH_REQUEST(self, packet)
@@ -378,7 +378,7 @@ class UserAuth(userauth.SSHUserAuthServer):
         offered = self.method in (b"none", b"publickey") or self.method in self.supportedAuthentications
         if not offered and not reason.check(IgnoreAuthentication):
             log.warn("ssh: {method} login from {address} refused ({only}); user name {user!r}",
-                     method=printableBytes(self.method, "ascii"), address=sshPeer(transport),
+                     method=asciiName(self.method), address=sshPeer(transport),
                      peer=sshSource(transport), user=user,
                      only="public keys and passwords only" if b"password" in self.supportedAuthentications
                      else "public keys only")
@@ -393,7 +393,7 @@ class UserAuth(userauth.SSHUserAuthServer):
             algorithm, blob = common.getNS(packet[1:], 2)[:2]
             if algorithm.endswith(b"-cert-v01@openssh.com"):
                 # conch reads no certificate: said as one, not as a key it cannot read.
-                what = f"(an OpenSSH certificate, {printable(algorithm.decode('ascii', 'replace'))})"
+                what = f"(an OpenSSH certificate, {asciiName(algorithm)})"
                 d = defer.fail(UnauthorizedLogin("certificates are not taken: the key itself is"))
             else:
                 what = fingerprint(keys.Key.fromString(blob))

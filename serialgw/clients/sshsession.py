@@ -31,7 +31,7 @@ from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.sshfaults import conchLog
 from serialgw.clients.sshtransport import ServerTransport
 from serialgw.clients.transports import admittedBy, describeAddress
-from serialgw.config.sshkeys import printable, printableBytes
+from serialgw.config.sshkeys import asciiName, printable
 from serialgw.interfaces import IClient
 from serialgw.line.role import Role
 from serialgw.logflood import Peer, clientLog, counted
@@ -222,16 +222,16 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         handler = self.requests.get(requestType)
         if handler is None:
             # OpenSSH sends LANG with every session: not worth a line at info.
-            log.emit(LogLevel.debug if requestType == b"env" else LogLevel.info, "ssh: {peer}: {request!r} refused",
-                     peer=self.peer, request=printableBytes(requestType, "ascii"), budget=self.logBudget)
+            log.emit(LogLevel.debug if requestType == b"env" else LogLevel.info, "ssh: {peer}: '{request}' refused",
+                     peer=self.peer, request=asciiName(requestType), budget=self.logBudget)
             return False
         try:
             return handler(self, data)
         except Exception:
             # (conch answers a failed request with a refusal, or leaves its Deferred's error unseen: an
             # error of ours here was never said.)
-            log.failure("ssh: {peer}: handling its {request!r} request failed (the gateway's error, not the "
-                        "client's): refused", peer=self.peer, request=printableBytes(requestType, "ascii"))
+            log.failure("ssh: {peer}: handling its '{request}' request failed (the gateway's error, not the "
+                        "client's): refused", peer=self.peer, request=asciiName(requestType))
             return False
 
     def dataReceived(self, data: bytes) -> None:

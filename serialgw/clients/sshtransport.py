@@ -34,7 +34,7 @@ from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.sshauth import USER_SIGNATURES
 from serialgw.clients.sshfaults import clientsFault, conchLog, messageName, sshPeer, sshSource
 from serialgw.clients.transports import describeAddress
-from serialgw.config.sshkeys import printable
+from serialgw.config.sshkeys import asciiName, printable
 from serialgw.logflood import clientLog
 from serialgw.wire.sockets import countQueuedOnly
 
@@ -461,9 +461,9 @@ class ServerTransport(SSHServerTransport):
         # without a word for the one who runs the gateway.
         if reason == DISCONNECT_KEY_EXCHANGE_FAILED:
             why = desc.decode("utf-8", "replace") if isinstance(desc, bytes) else str(desc)
-            version = getattr(self, "otherVersionString", b"?").decode("ascii", "replace")
             log.info("ssh: {address} ({version}): key exchange failed ({why}): disconnected", address=sshPeer(self),
-                     peer=sshSource(self), version=printable(version), why=printable(why))
+                     peer=sshSource(self), version=asciiName(getattr(self, "otherVersionString", b"?")),
+                     why=printable(why))
         SSHServerTransport.sendDisconnect(self, reason, desc)
 
     def receiveUnimplemented(self, seqnum: int) -> None:

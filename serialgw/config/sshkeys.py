@@ -93,6 +93,20 @@ def printableBytes(raw: bytes, encoding: str = "utf-8") -> str:
     return f"{printable(text[:NAME_SHOWN])}... ({len(raw)} bytes)"
 
 
+def asciiName(raw: bytes) -> str:
+    """
+    A name the protocol says is ASCII (an SSH method, service, request or
+    channel type, a key's algorithm), as a client sent it, for the log: its
+    first L{NAME_SHOWN} bytes, printable ASCII as it is and every other byte
+    (a quote and a backslash too) as C{\\xNN}, and past them its length in
+    bytes (C{\\xff\\xfe}, C{AAA... (100000 bytes)}).  Read as ASCII with
+    replacement, what was sent could not be told: every byte past 127 came
+    out as U+FFFD, a control byte as C{?}.
+    """
+    shown = "".join(chr(b) if 32 <= b < 127 and b not in (39, 92) else f"\\x{b:02x}" for b in raw[:NAME_SHOWN])
+    return shown if len(raw) <= NAME_SHOWN else f"{shown}... ({len(raw)} bytes)"
+
+
 def readPublicKeys(text: str, source: str, most: Optional[int] = MAX_KEYS) -> list[PublicKey]:
     """
     OpenSSH public key lines (C{TYPE BASE64 [COMMENT]}); blank lines and

@@ -26,7 +26,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import LogLevel
+from twisted.logger import LogLevel, formatEvent
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
@@ -648,7 +648,9 @@ class SessionTests(SynchronousTestCase):
                               (b"signal", NS(b"INT")), (b"\xff\xfe", b"")]:
             self.assertFalse(channel.requestReceived(request, data), request)
         self.assertEqual([e["request"] for e in events.at(LogLevel.info)],
-                         ["x11-req", "auth-agent-req@openssh.com", "subsystem", "signal", "\ufffd\ufffd"])
+                         ["x11-req", "auth-agent-req@openssh.com", "subsystem", "signal", "\\xff\\xfe"])
+        # Readable: what was sent (U+FFFD said nothing of it).
+        self.assertEqual(formatEvent(events.at(LogLevel.info)[-1]), "ssh: ?: '\\xff\\xfe' refused")
         self.assertEqual([e["request"] for e in events.at(LogLevel.debug) if "request" in e], ["env"])
         self.assertEqual(h.lines["con1"].clients, [])
 

@@ -160,7 +160,7 @@ class ChannelRefusalLogTests(SynchronousTestCase):
         self.assertEqual([(e["log_level"], e["request"]) for e in events.events
                           if e.get("log_format", "").startswith("ssh: {address}: global request")],
                          [(LogLevel.info, "tcpip-forward"), (LogLevel.debug, "keepalive@openssh.com"),
-                          (LogLevel.debug, "no-more-sessions@openssh.com"), (LogLevel.info, "x?" * 32 + "... (200 bytes)")])
+                          (LogLevel.debug, "no-more-sessions@openssh.com"), (LogLevel.info, "x\\x1b" * 32 + "... (200 bytes)")])
 
 
 class KeyExchangeHoldTests(SynchronousTestCase):

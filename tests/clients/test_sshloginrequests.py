@@ -15,7 +15,7 @@ from twisted.conch.ssh import userauth
 from twisted.conch.ssh.common import NS
 from twisted.conch.ssh.transport import DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, DISCONNECT_PROTOCOL_ERROR
 from twisted.internet.task import Clock
-from twisted.logger import LogLevel
+from twisted.logger import LogLevel, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients import sshauth
@@ -106,12 +106,13 @@ class LoginRequestTests(SynchronousTestCase):
         self.assertEqual(self.transport.packets[-1][0], sshauth.MSG_USERAUTH_INFO_REQUEST)
 
     def test_unknownMethodsCounted(self) -> None:
-        """Methods never offered (hostbased, a name of bytes that are not ASCII, 100 kB of one) are refused, logged shown printable (U+FFFD for what is not ASCII, 64 characters), and counted: cut after attemptsBeforeDisconnect."""
+        """Methods never offered (hostbased, a name of bytes that are not ASCII, 100 kB of one) are refused, logged readably (each byte that is not printable ASCII as \\xNN: it was U+FFFD, what was sent unknown; 64 bytes and the length), and counted: cut after attemptsBeforeDisconnect."""
         for method in (b"hostbased", b"\xff\xfe", b"A" * 100000):
             self.send(HEAD + NS(method))
         self.assertEqual(self.transport.packets, [(userauth.MSG_USERAUTH_FAILURE, OFFERED)] * 3)
         self.assertEqual([e["method"] for e in self.events.at(LogLevel.warn)],
-                         ["hostbased", "\ufffd\ufffd", "A" * 64 + "... (100000 bytes)"])
+                         ["hostbased", "\\xff\\xfe", "A" * 64 + "... (100000 bytes)"])
+        self.assertIn("ssh: \\xff\\xfe login from", formatEvent(self.events.at(LogLevel.warn)[1]))
         for _ in range(self.server.attemptsBeforeDisconnect - 2):  # (the 11th failed)
             self.send(HEAD + NS(b"hostbased"))
         self.assertEqual(self.disconnects, [(DISCONNECT_NO_MORE_AUTH_METHODS_AVAILABLE, b"too many bad auths")])
