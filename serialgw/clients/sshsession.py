@@ -241,10 +241,48 @@ class SSHClient(Session, ClientEvents, SSHChannel):
     def extReceived(self, dataType: int, data: bytes) -> None:
         pass
 
+    # The client's input has ended (CHANNEL_EOF): see eofReceived.
+    inputEnded = False
+
     def eofReceived(self) -> None:
-        # No more input (ssh -n, a pipe that ended): the output goes on, as
-        # for a watcher, until the client closes the channel.
+        """
+        No more input (C{ssh -n}, a pipe or file that ended: C{ssh -T gw <
+        file}): the session stays, its output going on until the client
+        closes the channel, as conserver's does (an C{ssh -n} that records a
+        console must go on), and unlike a TCP half-close, which a read
+        cannot tell from a close.  In exclusive mode, once what it sent has
+        gone to the line (none waits here: L{_watchOnceInputGone}), a writer
+        only watches, announced: it will type no more, and it held the
+        line's one write for good (a person coming after it only watched).
+        In shared mode, where everyone writes, its role is kept, unsaid.
+        """
         log.debug("ssh: {peer}: end of input", peer=self.peer)
+        self.inputEnded = True
+        self._watchOnceInputGone()
+
+    def _watchOnceInputGone(self) -> None:
+        """
+        Its input ended and none of it waits here (held behind its output,
+        typed ahead while the device took none, a key the escape menu holds
+        for its next turn): on an exclusive line a writer only watches from
+        now on (the line's L{onlyWatch}).  Looked at again as what waits goes (L{releaseInput},
+        L{typedGone}); what already went to the device's queue goes on.
+        """
+        if not self.inputEnded or self.line is None or self.leaving or self.role is not Role.WRITER:
+            return
+        if self.line.mode != "exclusive":
+            return
+        if self.inputHeld or self._heldInput or self._typedAhead or self._tlsLeft:
+            return
+        self.line.onlyWatch(self)
+
+    def releaseInput(self) -> None:
+        Session.releaseInput(self)
+        self._watchOnceInputGone()
+
+    def typedGone(self) -> None:
+        Session.typedGone(self)
+        self._watchOnceInputGone()
 
     def closeReceived(self) -> None:
         # The client takes nothing more: what waits for its window is dropped,
@@ -458,6 +496,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         self.line = line
         self.gateway.attached(self)
         self.startSession()
+        self._watchOnceInputGone()  # (its input ended before its shell request)
         return True
 
     def _refuse(self, text: str) -> None:

@@ -900,19 +900,58 @@ class SessionTests(SynchronousTestCase):
         self.assertEqual(line.clients, [third])
 
     def test_eofAndClose(self) -> None:
-        """EOF from the client (ssh -n) leaves the session watching; once closed, the client is detached and TCP closed."""
+        """EOF from the client (ssh -n) leaves the session on its line, its output going on (shared mode: its role kept, unsaid); once closed, the client is detached and TCP closed."""
         h = Harness()
         channel, conn = h.channel()
         channel.requestReceived(b"shell", b"")
         channel.eofReceived()
         h.lines["con1"].deviceDataReceived(b"still here")
-        self.assertEqual((sent(conn, channel), conn.requests.get(channel), conn.closes.get(channel)),
-                         (b"still here", None, None))
+        self.assertEqual((sent(conn, channel), conn.requests.get(channel), conn.closes.get(channel), channel.role),
+                         (b"still here", None, None, Role.WRITER))
         channel.closeReceived()
         self.assertTrue(conn.closes[channel])
         channel.closed()
         self.assertEqual(h.lines["con1"].clients, [])
         self.assertTrue(conn.transport.transport.disconnecting)
+
+    def test_endOfInputOnlyWatches(self) -> None:
+        """
+        Exclusive mode: the writer's input ends (ssh -T gw < file): what it
+        sent reached the device, and it only watches from now on,
+        announced, its output going on; a person coming after it writes.
+        Before, it held the line's write for good, typing nothing.
+        """
+        h = Harness("escape=^]+tcp:0")
+        line = h.lines["con1"]
+        line.mode = "exclusive"
+        first, conn = h.channel()
+        first.requestReceived(b"shell", b"")
+        first.dataReceived(b"reboot\r")
+        first.eofReceived()
+        self.assertEqual((h.devices["con1"].events, first.role), ([("write", b"reboot\r")], Role.WATCHER))
+        self.assertIn(b"[serialgw: ops1 (192.0.2.7:40000) now only watches]", sent(conn, first))
+        second, _ = h.channel(user="ops2")
+        second.requestReceived(b"shell", b"")
+        line.deviceDataReceived(b"login:")
+        self.assertEqual((second.role, sent(conn, first).endswith(b"login:")), (Role.WRITER, True))
+
+    def test_endOfInputAfterItsTypingWent(self) -> None:
+        """
+        Exclusive mode: the writer's input ends while what it typed waits
+        (the device takes none): it stays the writer until that typing has
+        gone to the device, then only watches; nothing it sent is lost.
+        """
+        h = Harness("escape=^]+tcp:0")
+        line = h.lines["con1"]
+        line.mode = "exclusive"
+        channel, conn = h.channel()
+        channel.requestReceived(b"shell", b"")
+        line.deviceWritable(False)
+        channel.dataReceived(b"abc")
+        channel.eofReceived()
+        self.assertEqual((h.devices["con1"].events, channel.role, channel.typedWaiting), ([], Role.WRITER, 3))
+        line.deviceWritable(True)
+        self.assertEqual((h.devices["con1"].events, channel.role), ([("write", b"abc")], Role.WATCHER))
 
     def test_escapeDisconnect(self) -> None:
         """The escape menu's d ends the session with exit status 0."""
