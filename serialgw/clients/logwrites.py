@@ -217,11 +217,12 @@ class LogWrites(LogFile):
             self._writes.tell(log.error, "{line}: cannot reopen log {path}: {reason}; writing on to the file it was",
                               line=self.line.name, path=self.spec.path, reason=e.strerror)
             return 0
-        if self._isBeingWritten(os.fstat(old)) and self.size:
+        same = self._isBeingWritten(os.fstat(old))
+        if same and self.size:
             # The same file (SIGUSR1 with nothing moved): a line it ends inside goes on there, unstamped
             # (emptied meanwhile, by logrotate's copytruncate: its next line starts the file, stamped).
             self._fileAtLineStart, self._staleLine = atLineStart, False
-        elif not atLineStart and not self._failing:
+        elif not same and not atLineStart and not self._failing:
             # Moved (logrotate) inside a line of output: kept until the next
             # write, whose newline, if it ends that line, is the moved file's
             # (it was dropped: the moved file's last line unended, a byte lost).

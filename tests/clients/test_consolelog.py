@@ -504,6 +504,17 @@ class RotatedBySomeoneElseTests(SynchronousTestCase):
         self.line.deviceDataReceived(b"def\nghi\n")
         self.assertEqual(self.read(self.path), b"03 def\n03 ghi\n")
 
+    def test_copytruncateThenSIGUSR1BeforeNewlineNoEmptyLine(self) -> None:
+        """copytruncate inside a line, then SIGUSR1, where the line's newline comes next: the emptied file is the file at the path, no moved one, and it begins with the next line, stamped, no empty line."""
+        log = ConsoleLog(self.line, LogSpec(self.path, format="%S "), self.clock)
+        self.addCleanup(log.close)
+        self.line.deviceDataReceived(b"abc")
+        os.truncate(self.path, 0)
+        self.assertTrue(self.successResultOf(log.reopen()))
+        self.clock.advance(3)
+        self.line.deviceDataReceived(b"\nghi\n")
+        self.assertEqual(self.read(self.path), b"03 ghi\n")
+
 
 class RotationFailureTests(SynchronousTestCase):
     """A rotation that cannot be done is one error, and output goes on to the file in hand."""
