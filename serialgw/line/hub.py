@@ -37,18 +37,6 @@ log = clientLog()
 
 
 @implementer(IDeviceSink)
-def lineNamed(lines: Mapping[str, Line], name: str) -> Optional[Line]:
-    """
-    The line C{name} names among C{lines} (by name): its own name, else one
-    of its aliases (the configuration gives each alias to one line, never a
-    line's name); None if none.
-    """
-    line = lines.get(name)
-    if line is not None:
-        return line
-    return next((line for line in lines.values() if name in line.aliases), None)
-
-
 class Line(Members):
     """
     A serial line shared by any number of clients.  What RFC 2217 clients
@@ -531,3 +519,15 @@ class Line(Members):
             self.idle.touch()
         if self.backlogSize:
             self._backlog.add(data, self.backlogSize)
+
+
+def lineNamed(lines: Mapping[str, Line], name: str) -> Optional[Line]:
+    """
+    The line C{name} names among C{lines} (by name): its own name, else one
+    of its aliases (the configuration gives each alias to one line, never a
+    line's name); None if none.
+    """
+    line = lines.get(name)
+    if line is not None:
+        return line
+    return next((line for line in lines.values() if name in line.aliases), None)

@@ -10,7 +10,7 @@ from zope.interface.verify import verifyObject
 
 from serialgw.clients.transports import describeAddress
 from serialgw.config.specs import SerialSettings
-from serialgw.interfaces import IClient, IDevice
+from serialgw.interfaces import IClient, IDevice, IDeviceSink
 from serialgw.line.control import settingsAsked
 from serialgw.line.hub import Line
 from serialgw.line.role import Role
@@ -26,6 +26,11 @@ class LineTests(SynchronousTestCase):
         """The fakes provide the interfaces they stand for."""
         verifyObject(IClient, RecordingClient())
         verifyObject(IDevice, self.device)
+
+    def test_lineIsTheDeviceSink(self) -> None:
+        """A line provides IDeviceSink, the seam its device knows it by: declared on the class and complete."""
+        self.assertTrue(IDeviceSink.implementedBy(Line))
+        verifyObject(IDeviceSink, self.line)
 
     def test_fanOut(self) -> None:
         """Device output reaches every attached client, in order."""
