@@ -42,6 +42,8 @@ HELD_STATE_NOTICES = 8
 # What one COM-PORT-OPTION command counts for of a read's COMMANDS_PER_TURN
 # (wire/telnet.py): 16 of them a turn of the reactor.
 COM_PORT_COMMAND_COST = 16
+# What AYT (Are You There) is answered with.
+AYT_ANSWER = b"\r\n[serialgw: yes]\r\n"
 # The time one command of COMMANDS_PER_TURN stands for (they cost about 1 ms
 # together): a COM-PORT-OPTION command that keeps the reactor longer (a USB
 # adapter's tcsetattr or modem-line ioctl is synchronous control transfers,
@@ -317,9 +319,15 @@ class TelnetClient(Session, TelnetProtocol):
         if command == BRK:
             self.line.clientBreak(self)
         elif command == AYT:
-            # Gathered with the other answers (input is not parsed while
-            # the output is full, so this is never past the bound).
-            self._answer(b"\r\n[serialgw: yes]\r\n")
+            if self.line.textGate.open:
+                # Not into device output stopped inside an escape sequence or a UTF-8 character (the
+                # terminal took it for the rest: ESC [ 3 then '\r\n[' ended the sequence, the device's
+                # '1m' shown as text): it waits with the line's held text, 0.5 s at most (TextGate).
+                self.sendAnswer(AYT_ANSWER)
+            else:
+                # Gathered with the other answers (input is not parsed while
+                # the output is full, so this is never past the bound).
+                self._answer(AYT_ANSWER)
         elif command in AS_TYPED:
             # Interrupt Process: the device's interrupt character, as if
             # typed (telnetd writes its terminal's VINTR; a shell, a boot

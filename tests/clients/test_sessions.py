@@ -834,6 +834,27 @@ class TextGateTests(SynchronousTestCase):
         self.assertEqual(text(aliceT), "\x1b]0;title\x07\r\n[serialgw: rack4: 192.0.2.9:1 (writer)]\r\n")
         self.assertEqual(h.line.clock.getDelayedCalls(), [])
 
+    def test_aytAnswerWaitsForTheEscapeSequence(self) -> None:
+        """AYT's answer does not land inside device output cut in an escape sequence (it did: ESC [ 3 then '\\r\\n[' ended it, the device's 1m shown as text): it follows the rest, or goes after 0.5 s; with the output clean it goes at once, and negotiation answers never wait."""
+        h = Harness()
+        alice, aliceT = h.telnet(port=1)
+        h.line.deviceDataReceived(b"ok \x1b[3")
+        text(aliceT)
+        alice.dataReceived(b"\xff\xf6\xff\xfd\x63")
+        self.assertEqual(aliceT.value(), b"\xff\xfc\x63")
+        aliceT.clear()
+        h.line.deviceDataReceived(b"1mRED")
+        self.assertEqual(text(aliceT), "1mRED\r\n[serialgw: yes]\r\n")
+        alice.dataReceived(b"\xff\xf6")
+        self.assertEqual(text(aliceT), "\r\n[serialgw: yes]\r\n")
+        h.line.deviceDataReceived(b"\xe2\x82")
+        text(aliceT)
+        alice.dataReceived(b"\xff\xf6")
+        self.assertEqual(aliceT.value(), b"")
+        h.line.clock.advance(0.5)
+        self.assertEqual(text(aliceT), "\r\n[serialgw: yes]\r\n")
+        self.assertEqual(h.line.clock.getDelayedCalls(), [])
+
     def test_leavingTakesTheTimer(self) -> None:
         """The last person with text held leaves (a hang-up mid-sequence, then a stop): the half-second timer goes with them."""
         h = Harness()
