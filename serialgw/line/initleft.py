@@ -11,8 +11,9 @@ reaped, is a number the kernel may give another process as soon as no
 process is in that group or session.  So the keeper's children (its
 shell and its reader) are pinned by pidfds while the keeper is the
 gateway's child not yet reaped (L{pinChildren}): one of them not exited
-holds the session's id, and while it does, a process whose /proc/PID/stat
-says that session is one of ours (L{endSession}).
+and still in the session holds its id, and while it does, a process whose
+/proc/PID/stat says that session is one of ours (L{endSession}).  One that
+has left it (C{exec setsid ...}: a session of its own) holds it no more.
 """
 
 from __future__ import annotations
@@ -89,6 +90,17 @@ def _members(session: int) -> list[int]:
     return found
 
 
+def _inSession(pid: int, pidfd: int, session: int) -> bool:
+    """
+    Whether process C{pid} (pinned by C{pidfd}) is in session C{session}
+    and has not exited: it then holds that id.  A process leaves a session
+    only for one of its own (setsid), never to come back: one in it before
+    and after a look was in it all along.
+    """
+    fields = _stat(pid)
+    return fields is not None and fields[0] != b"Z" and fields[3] == b"%d" % session and not exited(pidfd)
+
+
 def _signal(fd: int, number: int) -> None:
     try:
         signal.pidfd_send_signal(fd, number)
@@ -100,8 +112,10 @@ def endSession(session: int, pins: dict[int, int]) -> list[int]:
     """
     What session C{session} still runs, sent SIGKILL: its pinned processes
     (C{pins}: L{pinChildren}) that have not exited, and, while one of them
-    holds the session's id, every process /proc says is in it, each pinned
-    by a pidfd before it is signalled.  They are stopped first (SIGSTOP),
+    holds the session's id (in it before and after /proc is looked at: one
+    gone to a session of its own by setsid holds it no more, and the id may
+    be another's), every process /proc says is in it, each pinned by a
+    pidfd before it is signalled.  They are stopped first (SIGSTOP),
     round after round until no new one is found (a stopped process starts
     no other), then killed.  Returns their pids (none: nothing ran on, as
     when the keeper's reader ended the session as asked); closes C{pins}.
@@ -118,13 +132,16 @@ def endSession(session: int, pins: dict[int, int]) -> list[int]:
         for fd in held.values():
             _signal(fd, signal.SIGSTOP)
         for _ in range(ROUNDS):
+            holding = [pid for pid, fd in held.items() if _inSession(pid, fd, session)]
+            if not holding:
+                break  # (the id may be another's: only ours, by pidfd, are signalled)
             found = {}
             for pid in _members(session):
                 if pid not in held:
                     pinned = _pinned(pid, 3, session)
                     if pinned is not None:
                         found[pid] = pinned
-            if all(exited(fd) for fd in held.values()):
+            if not any(_inSession(pid, held[pid], session) for pid in holding):
                 # (None of ours held the session's id all along: what was found may be another's.)
                 for fd in found.values():
                     os.close(fd)

@@ -67,6 +67,21 @@ class EndSessionTests(TestCase):
         self.assertEqual((_gone(other.pid), _gone(started)), (False, False))
         self.assertRaises(OSError, os.fstat, pin)
 
+    async def test_pinnedOneLeftTheSession(self) -> None:
+        """
+        The one pinned process still running has left the session (the
+        command's own C{exec setsid ...}): it no longer holds the session's
+        id, which may be another's by then; it alone is sent SIGKILL, not
+        what /proc says is in a session of that number.
+        """
+        other = self.session("sleep 1000 & echo $!; exec sleep 1000")
+        assert other.stdout is not None
+        started = int(other.stdout.readline())
+        left = self.session("exec sleep 1000")  # (its own session: as the run's shell after setsid)
+        self.assertEqual(endSession(other.pid, {left.pid: os.pidfd_open(left.pid)}), [left.pid])
+        self.assertEqual(left.wait(), -9)
+        self.assertEqual((_gone(other.pid), _gone(started)), (False, False))
+
     def test_childrenPinned(self) -> None:
         """A process's children, each by a pidfd: the pids /proc/PID/task/PID/children says."""
         process = self.session("sleep 1000 & echo $!; exec sleep 1000")
