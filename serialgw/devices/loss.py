@@ -123,15 +123,8 @@ class LossAndReturn:
         if self.up and not self._movedBeforeLoss() and self.closed:
             return  # (closed by what it set off)
         self.reopener.stop()
-        pending = self.port.outputPending() if self.up else 0
-        if pending:
-            try:
-                self.port.purge(False, True)
-                self.dropped += pending
-                self.unsent += pending
-            except (OSError, termios.error) as e:
-                log.warn("{device}: cannot purge before closing: {reason}", device=self.name, reason=errorReason(e))
         if self.up:
+            self._purgeBeforeClosing()
             self._settleSettings()
             self.up = False  # (as in _lost: typing resumed by the queue's drop is dropped, not written)
             self._shutdownPort()
@@ -177,6 +170,22 @@ class LossAndReturn:
             self.port.close()
         except OSError as e:
             log.warn("{device}: error on close: {reason}", device=self.name, reason=errorReason(e))
+
+    def _purgeBeforeClosing(self) -> None:
+        """
+        The port is up and about to be closed here (not lost): what its
+        driver still holds is purged, counted dropped and unsent; a tty's
+        close waits for it (closing_wait, 30 s on a port held by flow
+        control), and the reactor with it.
+        """
+        pending = self.port.outputPending()
+        if pending:
+            try:
+                self.port.purge(False, True)
+                self.dropped += pending
+                self.unsent += pending
+            except (OSError, termios.error) as e:
+                log.warn("{device}: cannot purge before closing: {reason}", device=self.name, reason=errorReason(e))
 
     def _gone(self, e: BaseException) -> bool:
         """
@@ -236,6 +245,7 @@ class LossAndReturn:
             return "a break is under way; ask again once it is over"
         if not self._movedBeforeLoss():
             return None  # (lost, or closed, by the output it held: on the reopen path already)
+        self._purgeBeforeClosing()
         self.downReason = why
         self.up = False
         self._shutdownPort()

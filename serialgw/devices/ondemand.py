@@ -21,16 +21,10 @@ apart.
 
 from __future__ import annotations
 
-import termios
 from typing import TYPE_CHECKING, Any, Optional
 
-from twisted.logger import Logger
-
-from serialgw.devices.errors import errorReason
 from serialgw.devices.reopen import OPENING, Reopener
 from serialgw.interfaces import RESTING
-
-log = Logger()
 
 
 class RestAndWake:
@@ -55,6 +49,7 @@ class RestAndWake:
         def _movedBeforeLoss(self) -> bool: ...
         def _settleSettings(self) -> None: ...
         def _shutdownPort(self) -> None: ...
+        def _purgeBeforeClosing(self) -> None: ...
         def _dropEarly(self) -> None: ...
 
     def rest(self) -> None:
@@ -71,15 +66,7 @@ class RestAndWake:
                 return  # (closed, or rested, by what the delivery set off; lost by it: rested below)
         self.reopener.stop()
         if self.up:
-            pending = self.port.outputPending()
-            if pending:
-                try:
-                    self.port.purge(False, True)
-                    self.dropped += pending
-                    self.unsent += pending
-                except (OSError, termios.error) as e:
-                    log.warn("{device}: cannot purge before closing: {reason}", device=self.name,
-                             reason=errorReason(e))
+            self._purgeBeforeClosing()
             self._settleSettings()
             self.up = False
             self._shutdownPort()

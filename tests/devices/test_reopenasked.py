@@ -46,6 +46,16 @@ class LocalReopenTests(ReopeningDevice, SynchronousTestCase):
         self.assertEqual(self.device.modemLines["dtr"], False)
         self.assertIn(self.device, self.reactor.getReaders())
 
+    def test_driverQueuePurgedFirst(self) -> None:
+        """Up with bytes in the driver's queue (flow control holding them): purged before the close, as close and rest do (Linux's close waits for them, closing_wait, 30 s, and the reactor with it); counted dropped and unsent."""
+        self.ports[0].pending = 5
+        self.assertIsNone(self.device.reopen(WHY))
+        self.assertEqual([(what, value) for _, what, value in self.ports[0].events][-2:],
+                         [("purge", (False, True)), ("close", None)])
+        self.assertEqual((self.device.dropped, self.device.unsent), (5, 5))
+        self.reactor.advance(0)
+        self.assertEqual((len(self.ports), self.device.up), (2, True))
+
     def test_downOpenedNow(self) -> None:
         """Down and waiting for its backoff: the attempt is made now; failing, the backoff goes on from there, and O again tries at once again."""
         self.absent = 1
