@@ -55,6 +55,9 @@ class LogWrites(LogFile):
                 # (An empty file, copytruncate's, starts a line whatever the other thought.)
                 self._fileAtLineStart = other._fileAtLineStart or not self.size
                 self._staleLine = False  # (its line is the output's, going on)
+                if other._moved is not None and self._moved is None:
+                    # (A file moved inside that line, kept for the newline ending it: this one's to end.)
+                    self._moved, other._moved = other._moved, None
 
     def _stamp(self) -> bytes:
         return time.strftime(self.spec.format, time.localtime(self.clock.seconds())).encode()

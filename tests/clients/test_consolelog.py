@@ -404,6 +404,18 @@ class RotatedBySomeoneElseTests(SynchronousTestCase):
         self.assertEqual([self.read(other + ".1"), self.read(other + ".2"), self.read(other)],
                          [b"ghi\n", b"jkl", b"mno\npqr\n"])
 
+    def test_reopenedThenReloadedBeforeANewline(self) -> None:
+        """Moved and reopened inside a line of output, then a reload that changes a log key (a new log on the same path, taking over from the old): the newline that ends the line still goes to the moved file."""
+        one = ConsoleLog(self.line, LogSpec(self.path, format=""), self.clock)
+        self.line.deviceDataReceived(b"abc")
+        os.rename(self.path, self.path + ".1")
+        self.assertEqual(self.successResultOf(one.reopen()), 1)
+        two = ConsoleLog(self.line, LogSpec(self.path, format="", events="off"), self.clock)
+        self.addCleanup(two.close)
+        one.close()
+        self.line.deviceDataReceived(b"\ndef\n")
+        self.assertEqual((self.read(self.path + ".1"), self.read(self.path)), (b"abc\n", b"def\n"))
+
     def test_reopenedSameFileMidLine(self) -> None:
         """Reopened with nothing moved (SIGUSR1 alone) inside a line of output: the line goes on in the file, not stamped again."""
         log = ConsoleLog(self.line, LogSpec(self.path, format="%S "), self.clock)
