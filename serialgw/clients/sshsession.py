@@ -266,13 +266,17 @@ class SSHClient(Session, ClientEvents, SSHChannel):
         typed ahead while the device took none, a key the escape menu holds
         for its next turn): on an exclusive line a writer only watches from
         now on (the line's L{onlyWatch}).  Looked at again as what waits goes (L{releaseInput},
-        L{typedGone}); what already went to the device's queue goes on.
+        L{typedGone}); what already went to the device's queue goes on.  One
+        watching when its input ends chooses to watch, unsaid: a quiet
+        writer's going (a health check's, L{serialgw.line.role.heirOf})
+        passes it over, as it will type nothing (it was handed the write
+        for good).
         """
-        if not self.inputEnded or self.line is None or self.leaving or self.role is not Role.WRITER:
+        if not self.inputEnded or self.line is None or self.leaving or self.role is Role.READONLY:
             return
         if self.line.mode != "exclusive":
             return
-        if self.inputHeld or self._heldInput or self._typedAhead or self._tlsLeft:
+        if self.role is Role.WRITER and (self.inputHeld or self._heldInput or self._typedAhead or self._tlsLeft):
             return
         self.line.onlyWatch(self)
 

@@ -46,7 +46,7 @@ from serialgw.config.sshkeys import fingerprint, printable, readPublicKeys, user
 from serialgw.interfaces import IClient
 from serialgw.line.hub import Line
 from serialgw.line.role import Role
-from tests.fakes import LogEvents, RecordingDevice
+from tests.fakes import LogEvents, RecordingClient, RecordingDevice
 from tests.realio import (
     Accumulator,
     Processes,
@@ -934,6 +934,25 @@ class SessionTests(SynchronousTestCase):
         second.requestReceived(b"shell", b"")
         line.deviceDataReceived(b"login:")
         self.assertEqual((second.role, sent(conn, first).endswith(b"login:")), (Role.WRITER, True))
+
+    def test_endOfInputWhileWatchingIsNotHandedWrite(self) -> None:
+        """
+        Exclusive mode: a session watching when its input ends (a quiet
+        connection, a health check, held the write) is passed over when
+        that one goes: it will type nothing, so the write is not handed to
+        it for good, as one who chose to watch is passed over.
+        """
+        h = Harness("escape=^]+tcp:0")
+        line = h.lines["con1"]
+        line.mode = "exclusive"
+        check = RecordingClient("192.0.2.9:1")
+        check.person = True  # type: ignore[attr-defined]
+        line.attach(check, quiet=True)
+        channel, conn = h.channel()
+        channel.requestReceived(b"shell", b"")
+        channel.eofReceived()
+        line.detach(check)
+        self.assertEqual(channel.role, Role.WATCHER)
 
     def test_endOfInputAfterItsTypingWent(self) -> None:
         """
