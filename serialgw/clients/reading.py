@@ -203,6 +203,36 @@ class InputReading:
             self.notice(f"{len(typed)} byte(s) you typed were not sent: "
                         + (f"{self.line.name} took no input" if held == DEVICE_HELD else held))
 
+    def _typingLost(self) -> Optional[str]:
+        """
+        Why typing given the device now would be lost, for people: it is
+        down (gone, being opened again, or closed) and holds nothing for a
+        first open, so it drops what it is given; None while it takes it.
+        Asked as it goes, before the line hears of it: its queue dropped
+        lets the writers go, and what people typed meanwhile would follow.
+        """
+        device = self.line.device
+        if device.up or device.holding:
+            return None
+        return str(device.downReason or "closed")
+
+    def _typedLost(self, typed: bytes, why: str) -> None:
+        """
+        The device went (C{why}: unplugged, hung up, ^] O)
+        while what this person typed waited for it: not handed to a device
+        that drops it unsaid (counted only as its C{dropped}, and as sent),
+        but counted (refused), logged and said, to this person alone; once
+        a loss, however much was typed (what waits is bounded: see
+        L{TYPED_AHEAD_LIMIT}).
+        """
+        held = self._heldBy()
+        self.line.refused += len(typed)
+        log.warn("{line}: {peer}: {count} byte(s) it typed while {held} were not sent: the device went down ({reason})",
+                 line=self.line.name, peer=self.peer, count=len(typed), held=held, reason=why)
+        cause = f"{self.line.name} took no input, then went down" if held == DEVICE_HELD else \
+            f"{held}, then {self.line.name} went down"
+        self.notice(f"{len(typed)} byte(s) you typed were not sent: {cause} ({why})")
+
     def holdsTypedAhead(self) -> bool:
         """Whether what this client types while the device holds it (DEVICE_BEHIND) waits here (read on: see L{readOnWhileHeld})."""
         return self.escapeMenu is not None or (self.commandsReadOn and self.line.initHoldsTyping())
@@ -344,7 +374,11 @@ class InputReading:
         typed, self._typedAhead = self._typedAhead, b""
         self._readingPaused &= ~DEVICE_BEHIND
         if typed and not self.leaving:
-            self.toLine(typed)
+            gone = self._typingLost()
+            if gone is None:
+                self.toLine(typed)
+            else:
+                self._typedLost(typed, gone)
         left, self._tlsLeft = self._tlsLeft, b""
         if left and not self.leaving:
             self.dataReceived(left)  # (as its transport would have handed it on: telnet's commands too)
