@@ -14,7 +14,8 @@ listener in L{LIST_WINDOW} seconds.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+import typing
+from typing import Any, Optional
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.protocol import Protocol, connectionDone
@@ -22,15 +23,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from serialgw.clients.sessionend import CLOSE_GRACE
-from serialgw.clients.transports import peerName, sourceOf
+from serialgw.clients.transports import SourceCounts, peerName, sourceOf
+from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.config.listenerspecs import Protocol as WireProtocol
 from serialgw.config.sshkeys import printable
 from serialgw.line.hub import Line
-from serialgw.logflood import peerLimiter
+from serialgw.logflood import ListenerKey, peerLimiter
 from serialgw.wire.telnetcodes import ABORT, EOF, IP
-
-if TYPE_CHECKING:
-    from serialgw.clients.byname import ByNameFactory
 
 # What clients at the prompt cause (names not found, refusals at accept): limited per listener (in the
 # namespace its lines had in serialgw.clients.byname, which an operator may filter on).
@@ -72,6 +71,26 @@ def shown(name: str) -> str:
     return f"'{text}'" + (f"... ({len(name)} characters)" if len(name) > 64 else "")
 
 
+class PromptFactory(typing.Protocol):
+    """
+    What a prompt uses of its listener's factory (L{serialgw.clients.byname.ByNameFactory}):
+    declared here, beside the prompt, since the factory imports it.
+    """
+
+    spec: ListenerSpec
+    clock: Any
+    # The connections at the prompt, by address and in all.
+    pending: SourceCounts
+    prompts: set[NamePrompt]
+    logKey: ListenerKey
+
+    def _user(self, transport: Any) -> Optional[str]: ...
+    def find(self, name: str, transport: Any) -> Optional[Line]: ...
+    def listWork(self) -> Optional[int]: ...
+    def names(self, transport: Any) -> list[str]: ...
+    def clientFor(self, line: Line, addr: Any, transport: Any) -> Any: ...
+
+
 class NamePrompt(Protocol):
     """
     One connection of a by-name listener: asked for a line's name, then
@@ -81,7 +100,7 @@ class NamePrompt(Protocol):
 
     transport: Any
 
-    def __init__(self, factory: ByNameFactory, addr: Any) -> None:
+    def __init__(self, factory: PromptFactory, addr: Any) -> None:
         self.factory = factory
         self.addr = addr
         self.source: Optional[str] = sourceOf(addr) if isinstance(addr, (IPv4Address, IPv6Address)) else None

@@ -12,7 +12,8 @@ watcher, its listener and its bounds are L{serialgw.clients.watchall}'s.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Optional
+import typing
+from typing import Any, Optional
 
 from zope.interface import implementer
 
@@ -23,8 +24,17 @@ from serialgw.line.hub import Line
 from serialgw.line.role import Role
 from serialgw.line.textgate import openTail
 
-if TYPE_CHECKING:
-    from serialgw.clients.watchall import WatchAllClient
+
+class Watcher(typing.Protocol):
+    """
+    What a view uses of its watcher (L{serialgw.clients.watchall.WatchAllClient}):
+    declared here, beside the views, since the watcher imports them.
+    """
+
+    peer: str
+    clock: Any
+
+    def emit(self, data: bytes, tap: Optional[LineTap] = None) -> None: ...
 
 
 # A source line's partial last line: sent (with a line break added) past
@@ -71,7 +81,7 @@ class LineTap(ClientEvents):
     # A watcher does not start a line that waits for its first client.
     wakesLine = False
 
-    def __init__(self, watcher: WatchAllClient, line: Line) -> None:
+    def __init__(self, watcher: Watcher, line: Line) -> None:
         self.watcher = watcher
         self.line = line
         self.peer = f"watch-all {watcher.peer}"

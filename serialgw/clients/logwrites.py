@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -21,9 +20,6 @@ from serialgw.clients.logfile import LogFile
 from serialgw.clients.loglock import release
 from serialgw.clients.logwriter import fire
 from serialgw.clients.typed import typedHexdump, typedText
-
-if TYPE_CHECKING:
-    from serialgw.clients.consolelog import ConsoleLog
 
 # (The namespace its events had before this module was split from consolelog.)
 log = Logger(namespace="serialgw.clients.consolelog")
@@ -45,7 +41,7 @@ class LogWrites(LogFile):
     _failing: bool
     _failure: str
 
-    def _takeOverNow(self, others: list[ConsoleLog]) -> None:
+    def _takeOverNow(self, others: list[LogFile]) -> None:
         if self._fd < 0:
             return  # (not opened: said by _notOpened)
         mine = os.fstat(self._fd)
