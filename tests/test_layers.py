@@ -36,12 +36,6 @@ CLIENTS_DEVICES = {"serialgw.devices", "serialgw.devices.links", "serialgw.devic
 # Owners named under TYPE_CHECKING today, each to go (see test_noOwnerNamedUnderTypeChecking). config.specs'
 # is no owner but a value's field (LineConfig.log), whose module takes ConfigError and quote from specs.
 KNOWN_OWNERS_NAMED = [f"serialgw.{n} under TYPE_CHECKING, which imports it" for n in (
-    "app.applying:48 names serialgw.app.service",
-    "app.ownlisteners:29 names serialgw.app.service",
-    "app.reloadlooks:25 names serialgw.app.service",
-    "app.reopening:28 names serialgw.app.service",
-    "app.retuning:31 names serialgw.app.service",
-    "app.runas:28 names serialgw.app.process",
     "clients.sshsession:40 names serialgw.clients.ssh",
     "clients.sshtransport:42 names serialgw.clients.ssh",
     "clients.sshtransport:43 names serialgw.clients.sshsession",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from functools import partial
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 import attrs
 from twisted.internet import defer
@@ -38,14 +38,12 @@ from serialgw.app.reload import (
     releasedPorts,
     sharesAddress,
 )
-from serialgw.app.reloadlooks import LookingAside, readTLSFile, tlsFiles
-from serialgw.app.retuning import reopenParts, retune
+from serialgw.app.reloadlooks import LookedGateway, LookingAside, readTLSFile, tlsFiles
+from serialgw.app.retuning import RetunedGateway, reopenParts, retune
 from serialgw.app.startchecks import unixDeviceProblem
 from serialgw.config.listenerspecs import ListenerKind, ListenerSpec
 from serialgw.config.specs import LineConfig
-
-if TYPE_CHECKING:
-    from serialgw.app.service import GatewayService
+from serialgw.devices.reopenpool import FirstOpen
 
 log = Logger()
 
@@ -68,7 +66,28 @@ FILES = frozenset((ListenerKind.FILE, ListenerKind.PIPE, ListenerKind.PTY))
 BINDS = frozenset((ListenerKind.UDP, ListenerKind.CONNECT, ListenerKind.LISTEN))
 
 
-def applyReload(service: GatewayService, configs: list[LineConfig]) -> Any:
+class ReloadedGateway(RetunedGateway, LookedGateway, Protocol):
+    """
+    What a reload uses of the gateway (L{serialgw.app.service.GatewayService}):
+    declared here, since the service imports this module; its retuning's and
+    its look's besides.
+    """
+
+    configs: list[LineConfig]
+    # The file the lines come from (a FileConfig), or None.
+    source: Any
+    _stopped: bool
+    _owned: dict[str, list[tuple[str, Any]]]
+    statusPort: Any
+    sshPort: Any
+    watchAllPorts: list[Any]
+    byNameFactories: list[Any]
+
+    def closeLine(self, name: str, notice: str = ...) -> list[Any]: ...
+    def _openLine(self, config: LineConfig, offThread: bool = False, begun: Optional[FirstOpen] = None) -> None: ...
+
+
+def applyReload(service: ReloadedGateway, configs: list[LineConfig]) -> Any:
     """Apply C{configs} to C{service} (see L{GatewayService.reload}); what changed, or C{{"refused": [why]}}."""
     if service._stopped:
         log.info("reload refused: the gateway is stopping")
@@ -79,7 +98,7 @@ def applyReload(service: GatewayService, configs: list[LineConfig]) -> Any:
 class Applying(LookingAside):
     """One reload under way: its plan, and what it has done so far."""
 
-    def __init__(self, service: GatewayService, configs: list[LineConfig]) -> None:
+    def __init__(self, service: ReloadedGateway, configs: list[LineConfig]) -> None:
         self.service = service
         self.plan = planReload(service.configs, configs)
         self.old = {c.name: c for c in service.configs}

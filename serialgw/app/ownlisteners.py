@@ -10,7 +10,8 @@ of lines leaves them as they are (but SSH's people, L{reloadSSH}).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+import typing
+from typing import Any, Optional
 
 import attrs
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -18,20 +19,41 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from serialgw.app.binding import StartupError, listening, removeStaleSocket
+from serialgw.app.listen import ListenerOpener
 from serialgw.app.reload import namesBrief
 from serialgw.clients.transports import describeAddress
 from serialgw.config.endpointstrings import unixServerPath
 from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.config.people import SSHSpec
-from serialgw.config.specs import isAbstract
-
-if TYPE_CHECKING:
-    from serialgw.app.service import GatewayService
+from serialgw.config.specs import LineConfig, isAbstract
+from serialgw.line.hub import Line
 
 log = Logger()
 
 
-def serveStatus(service: GatewayService, description: str) -> None:
+class ListeningGateway(typing.Protocol):
+    """
+    What its own listeners' openings use of the gateway (L{serialgw.app.service.GatewayService}):
+    declared here, since the service imports this module.
+    """
+
+    reactor: Any
+    configs: list[LineConfig]
+    lines: dict[str, Line]
+    listeners: ListenerOpener
+    ssh: Optional[SSHSpec]
+    # The listeners' ports and factories, as they listen.
+    statusPort: Any
+    sshPort: Any
+    sshFactory: Any
+    watchers: list[Any]
+    watchAllPorts: list[Any]
+    byNameFactories: list[Any]
+
+    def _own(self, kind: str, thing: Any) -> None: ...
+
+
+def serveStatus(service: ListeningGateway, description: str) -> None:
     from serialgw.app.status import statusSite
 
     site = statusSite(service, service.reactor)
@@ -46,7 +68,7 @@ def serveStatus(service: GatewayService, description: str) -> None:
     log.info("status page (JSON) on http://{address}/, Prometheus metrics on /metrics", address=describeAddress(service.statusPort.getHost()))
 
 
-def serveSSH(service: GatewayService, spec: SSHSpec) -> None:
+def serveSSH(service: ListeningGateway, spec: SSHSpec) -> None:
     from serialgw.clients.ssh import makeFactory
     from serialgw.clients.sshhostkey import SSHError
 
@@ -79,7 +101,7 @@ def sshHint(address: Any, names: list[str]) -> str:
     return f"connect with: ssh -p {address.port} {user}@{host}{which}"
 
 
-def serveWatchAll(service: GatewayService, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
+def serveWatchAll(service: ListeningGateway, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
     from serialgw.clients.watchall import WatchAllFactory, matches
 
     if spec.path and not isAbstract(spec.path):
@@ -101,7 +123,7 @@ def serveWatchAll(service: GatewayService, spec: ListenerSpec, patterns: tuple[s
                  "until a reload adds one", patterns=" ".join(patterns), names=namesBrief(list(service.lines)))
 
 
-def serveByName(service: GatewayService, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
+def serveByName(service: ListeningGateway, spec: ListenerSpec, patterns: tuple[str, ...]) -> None:
     """A [by-name] listener: its clients name the line they want (see serialgw.clients.byname)."""
     from serialgw.clients.byname import ByNameFactory
     from serialgw.clients.tlsfiles import TLSError
@@ -129,7 +151,7 @@ def serveByName(service: GatewayService, spec: ListenerSpec, patterns: tuple[str
                  "until a reload adds one", patterns=" ".join(patterns), names=namesBrief(list(service.lines)))
 
 
-def reloadSSH(service: GatewayService, ssh: Optional[SSHSpec]) -> None:
+def reloadSSH(service: ListeningGateway, ssh: Optional[SSHSpec]) -> None:
     """New people, keys and listener options (ro, allow= reach those connected) for the running SSH listener (a reload; None: [ssh] removed, nobody); its address and host key stay until a restart."""
     if service.ssh is None or service.sshPort is None:
         if ssh is not None:

@@ -11,7 +11,7 @@ would look at it again is refused at once.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import attrs
 from twisted.internet import defer
@@ -20,10 +20,6 @@ from twisted.internet.interfaces import IReactorThreads
 from serialgw.clients.tlsfiles import TLSError, readPem
 from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.config.specs import LineConfig
-
-if TYPE_CHECKING:
-    from serialgw.app.service import GatewayService
-
 
 # Seconds a reload waits for its look at the files it would open (see Applying.lookAside).
 CHECK_WAIT = 5.0
@@ -77,11 +73,24 @@ def _what(item: tuple[str, Any]) -> tuple[str, str, str]:
     return spec.path, f"line {name!r}: cannot open log {spec.path!r}", "lstat, access, its lock"
 
 
+class LookedGateway(Protocol):
+    """
+    What the look uses of the gateway (L{serialgw.app.service.GatewayService}):
+    declared here, since the service imports this module (through applying).
+    """
+
+    reactor: Any
+
+    def placed(self, name: str, key: Optional[str], message: str) -> str: ...
+
+
 class _Applying(Protocol):
     """What the look uses of the reload it is part of (L{serialgw.app.applying.Applying} has it)."""
 
-    service: GatewayService
     problem: Optional[str]
+
+    @property
+    def service(self) -> LookedGateway: ...
 
     def stopped(self) -> bool: ...
     def checkAll(self, _: Any, items: list[Any], check: Callable[[Any], Optional[str]],

@@ -15,7 +15,8 @@ is stuck in a write (reopened when it returns, if ever).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+import typing
+from typing import Any, Optional
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -23,9 +24,7 @@ from twisted.python.failure import Failure
 
 from serialgw.clients.consolelog import ConsoleLog
 from serialgw.clients.local import FileClient
-
-if TYPE_CHECKING:
-    from serialgw.app.service import GatewayService
+from serialgw.line.hub import Line
 
 log = Logger()
 
@@ -36,10 +35,21 @@ REOPENS_PER_TURN = 64
 REOPEN_WAIT = 10.0
 
 
+class ReopenedGateway(typing.Protocol):
+    """
+    What the reopens use of their gateway (L{serialgw.app.service.GatewayService}):
+    declared here, since the service imports this module.
+    """
+
+    reactor: Any
+    lines: dict[str, Line]
+    _stopped: bool
+
+
 class Reopens:
     """The SIGUSR1 reopens of one gateway: the pass under way, and those waiting for the next."""
 
-    def __init__(self, service: GatewayService) -> None:
+    def __init__(self, service: ReopenedGateway) -> None:
         self.service = service
         self.running = False
         # Who waits for the pass after the one under way (None: no such pass).

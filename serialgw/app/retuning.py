@@ -12,8 +12,9 @@ and closes whole lines, this changes one in place.
 from __future__ import annotations
 
 import threading
+import typing
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorThreads
@@ -22,13 +23,11 @@ from twisted.logger import Logger
 from serialgw.app import reload as plans
 from serialgw.app.binding import StartupError
 from serialgw.app.lines import retuneLine
+from serialgw.app.listen import ListenerOpener
 from serialgw.app.reload import listenerChanges
 from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.config.specs import LineConfig
 from serialgw.line.hub import Line
-
-if TYPE_CHECKING:
-    from serialgw.app.service import GatewayService
 
 log = Logger()
 
@@ -58,7 +57,29 @@ class LinkLooks:
         self.waiting: Optional[list[tuple[str, Any, bool]]] = None
 
 
-def restoreLinks(service: GatewayService, result: Any) -> Any:
+class RetunedGateway(typing.Protocol):
+    """
+    What a reload's retuning uses of the gateway (L{serialgw.app.service.GatewayService}):
+    declared here, since the service imports this module.
+    """
+
+    reactor: Any
+    running: int
+    lines: dict[str, Line]
+    listeners: ListenerOpener
+    linkLooks: LinkLooks
+    # What each line opened, by what opened it; the line being opened; retuned lines whose new log is open.
+    _keyed: dict[str, list[tuple[Any, tuple[str, Any]]]]
+    _opening: Optional[str]
+    _logsOpened: set[str]
+
+    def placed(self, name: str, key: Optional[str], message: str) -> str: ...
+    def _listen(self, line: Line, config: LineConfig, spec: ListenerSpec) -> None: ...
+    def _openLog(self, line: Line, config: LineConfig) -> None: ...
+    def _closeKeyed(self, name: str, key: Any) -> list[Any]: ...
+
+
+def restoreLinks(service: RetunedGateway, result: Any) -> Any:
     """
     After a reload, the links of the lines' ptys (pty: devices and
     listeners) that someone removed are made again: a program could not
@@ -154,7 +175,7 @@ def _said(found: list[tuple[str, Any, bool, Optional[str]]]) -> None:
             log.warn("{line}: {peer}: its link {link!r} {done}", line=name, peer=pty.peer, link=pty.link, done=done)
 
 
-def retune(service: GatewayService, old: LineConfig, new: LineConfig, written: defaultdict[str, set[str]],
+def retune(service: RetunedGateway, old: LineConfig, new: LineConfig, written: defaultdict[str, set[str]],
            later: Sequence[ListenerSpec] = ()) -> list[Any]:
     """
     Apply a line's new configuration to the running line: its device
@@ -190,7 +211,7 @@ def retune(service: GatewayService, old: LineConfig, new: LineConfig, written: d
     return waits
 
 
-def reopenParts(service: GatewayService, old: LineConfig, new: LineConfig,
+def reopenParts(service: RetunedGateway, old: LineConfig, new: LineConfig,
                 fresh: list[ListenerSpec]) -> list[tuple[ListenerSpec, StartupError]]:
     """A retuned line's new log and listeners; those that fail, and why (the rest stays)."""
     line = service.lines[new.name]
@@ -214,7 +235,7 @@ def reopenParts(service: GatewayService, old: LineConfig, new: LineConfig,
     return failed
 
 
-def _openNewLog(service: GatewayService, line: Line, config: LineConfig) -> None:
+def _openNewLog(service: RetunedGateway, line: Line, config: LineConfig) -> None:
     """A retuned line's new console log; one that cannot be opened is logged, the line goes on."""
     service._opening = config.name
     try:

@@ -13,21 +13,37 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+import typing
+from typing import Any, Optional, Sequence
 
 from twisted.internet.address import UNIXAddress
 from twisted.logger import Logger
 
 from serialgw.clients.ptylink import PtyClient
-from serialgw.config.listenerspecs import ListenerKind
+from serialgw.config.listenerspecs import ListenerKind, ListenerSpec
 from serialgw.config.specs import LineConfig
 from serialgw.devices.device import SerialDevice
 from serialgw.devices.ports import PtyPort
-
-if TYPE_CHECKING:
-    from serialgw.app.process import TwistdGatewayService
+from serialgw.line.hub import Line
 
 log = Logger()
+
+
+class RunningAs(typing.Protocol):
+    """
+    What the start's hand-over uses of the gateway (L{serialgw.app.process.TwistdGatewayService}):
+    declared here, since the service imports this module.
+    """
+
+    # twistd's -u and -g (-1: not given).
+    runAs: tuple[int, int]
+    configs: list[LineConfig]
+    lines: dict[str, Line]
+    ports: list[tuple[ListenerSpec, Any]]
+    statusPort: Any
+    sshPort: Any
+    watchAllPorts: list[Any]
+
 
 
 def _mayWrite(directory: str, uid: int, gids: list[int]) -> bool:
@@ -109,7 +125,7 @@ def unwritable(configs: list[LineConfig], uid: int, gids: list[int], who: str = 
     return said
 
 
-def warnUnwritable(service: TwistdGatewayService) -> None:
+def warnUnwritable(service: RunningAs) -> None:
     """Under -u, the directories of the lines' logs, links and sockets that user may not write, said once at start."""
     uid, gid = service.runAs
     if uid == -1 or os.geteuid() != 0:
@@ -127,7 +143,7 @@ def warnUnwritable(service: TwistdGatewayService) -> None:
         log.warn("{text}", text=text)
 
 
-def givePtys(service: TwistdGatewayService) -> None:
+def givePtys(service: RunningAs) -> None:
     """
     The ptys made before twistd drops privileges (pty: devices and
     listeners) are root's, 0600 or 0620: the programs of the user it runs
@@ -150,7 +166,7 @@ def givePtys(service: TwistdGatewayService) -> None:
                          pty=pty.name if isinstance(pty, PtyPort) else pty.peer, uid=uid, reason=e.strerror)
 
 
-def giveFiles(service: TwistdGatewayService) -> None:
+def giveFiles(service: RunningAs) -> None:
     """
     Under -u, what the start made as root besides ptys is given to the
     user and group the gateway runs as: its unix sockets (their lock
