@@ -34,7 +34,6 @@ import attrs
 from twisted.conch.avatar import ConchUser
 from twisted.conch.interfaces import IConchUser
 from twisted.conch.ssh import common, connection, keys
-from twisted.conch.ssh.factory import SSHFactory
 from twisted.conch.ssh.transport import (
     DISCONNECT_PROTOCOL_ERROR,
 )
@@ -51,7 +50,7 @@ from serialgw.clients.sshhostkey import SSHError as SSHError
 from serialgw.clients.sshhostkey import loadHostKey
 from serialgw.clients.sshpassword import PasswordBook, PasswordChecker, PasswordChecks
 from serialgw.clients.sshsession import LIST_WINDOW, LIST_WORK, SSHClient
-from serialgw.clients.sshtransport import ServerTransport
+from serialgw.clients.sshtransport import ServerTransport, TransportFactory
 from serialgw.clients.transports import SourceCounts, addressAllowed, admittedBy, describeAddress, sourceOf
 from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.config.people import PERSON_SESSIONS, SSHSpec, UserSpec
@@ -295,7 +294,7 @@ class SSHGateway:
         return None
 
 
-class GatewaySSHFactory(SSHFactory):
+class GatewaySSHFactory(TransportFactory):
     """
     The SSH listener: host key, key ring, the gateway's lines.  At most
     C{maxStartups} connections may be logging in at once (sshd's

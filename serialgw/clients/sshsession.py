@@ -16,6 +16,7 @@ the listener are L{serialgw.clients.ssh}.
 from __future__ import annotations
 
 import struct
+import typing
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from twisted.conch.ssh import common
@@ -31,13 +32,14 @@ from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.sshfaults import conchLog
 from serialgw.clients.sshtransport import ServerTransport
 from serialgw.clients.transports import admittedBy, describeAddress
+from serialgw.config.listenerspecs import ListenerSpec
 from serialgw.config.sshkeys import asciiName, printable
 from serialgw.interfaces import IClient
+from serialgw.line.hub import Line
 from serialgw.line.role import Role
 from serialgw.logflood import Peer, clientLog, counted
 
 if TYPE_CHECKING:
-    from serialgw.clients.ssh import SSHGateway
     from serialgw.clients.sshauth import Login
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
@@ -51,6 +53,24 @@ LIST_MOST = 4096
 # of a person logging in without end, past the key exchange's 2.6 ms).
 LIST_WORK = 20000
 LIST_WINDOW = 10.0
+
+
+class SessionGateway(typing.Protocol):
+    """
+    What a session uses of the SSH side's gateway (L{serialgw.clients.ssh.SSHGateway}):
+    declared here, beside the session, since ssh.py imports it.
+    """
+
+    spec: ListenerSpec
+    clock: Any
+    sessionsPerPerson: int
+
+    def attached(self, session: SSHClient) -> None: ...
+    def detached(self, session: SSHClient) -> None: ...
+    def sessionsOf(self, user: str) -> int: ...
+    def line(self, name: str) -> Optional[Line]: ...
+    def linesFor(self, user: str) -> list[str]: ...
+    def listWork(self, user: str) -> Optional[int]: ...
 
 
 # The session: a client of a line
@@ -187,7 +207,7 @@ class SSHClient(Session, ClientEvents, SSHChannel):
     # A logged-in user who asked for a shell has said enough: announced at once.
     quietStart = False
 
-    def __init__(self, gateway: SSHGateway, login: Login, **kwargs: Any) -> None:
+    def __init__(self, gateway: SessionGateway, login: Login, **kwargs: Any) -> None:
         SSHChannel.__init__(self, **kwargs)
         self.gateway = gateway
         self.login = login

@@ -15,9 +15,11 @@ L{serialgw.clients.ssh}.
 from __future__ import annotations
 
 import struct
+import typing
 from typing import TYPE_CHECKING, Any, Optional
 
 from twisted.conch.ssh import connection
+from twisted.conch.ssh.factory import SSHFactory
 from twisted.conch.ssh.transport import (
     DISCONNECT_KEY_EXCHANGE_FAILED,
     DISCONNECT_PROTOCOL_ERROR,
@@ -33,14 +35,10 @@ from serialgw.clients.guard import ANSWER_BUDGET, boundKernelQueue
 from serialgw.clients.sessionend import CLOSE_GRACE
 from serialgw.clients.sshauth import USER_SIGNATURES
 from serialgw.clients.sshfaults import clientsFault, conchLog, messageName, sshPeer, sshSource
-from serialgw.clients.transports import describeAddress
+from serialgw.clients.transports import SourceCounts, describeAddress
 from serialgw.config.sshkeys import asciiName, printable
 from serialgw.logflood import clientLog
 from serialgw.wire.sockets import countQueuedOnly
-
-if TYPE_CHECKING:
-    from serialgw.clients.ssh import GatewaySSHFactory
-    from serialgw.clients.sshsession import _Flow
 
 # Limited per peer: what a client sends cannot flood the log (logflood).
 log = clientLog()
@@ -52,6 +50,34 @@ _OUTPUT = (connection.MSG_CHANNEL_DATA, connection.MSG_CHANNEL_EXTENDED_DATA)
 
 
 # The connection
+
+
+class TransportFactory(SSHFactory):
+    """
+    What a connection's transport uses of its listener's factory, which is
+    one (L{serialgw.clients.ssh.GatewaySSHFactory}): declared here, since
+    ssh.py imports the transport.
+    """
+
+    # Seconds a connection has to log in; the clock.
+    loginGrace: float
+    clock: Any
+    # Connections logging in, in all and per address; and they, the oldest first.
+    startups: SourceCounts
+    pending: dict[ServerTransport, None]
+
+    if TYPE_CHECKING:
+        # GatewaySSHFactory's (held to it by tests.test_layers PartStubTests).
+        def personSecond(self, person: str) -> sshlimits.Second: ...
+        def loggedIn(self, source: str, person: Optional[str] = None) -> None: ...
+
+
+class OutputFlow(typing.Protocol):
+    """A session's output flow (L{serialgw.clients.sshsession}'s), which the transport pauses."""
+
+    def block(self, why: str) -> None: ...
+    def unblock(self, why: str) -> None: ...
+    def stopProducing(self) -> None: ...
 
 
 @implementer(IPushProducer)
@@ -73,7 +99,7 @@ class ServerTransport(SSHServerTransport):
     """
 
     _log = conchLog
-    factory: GatewaySSHFactory
+    factory: TransportFactory
     # No compression: zlib is taken before login, and conch inflates a packet without bound (one
     # connection's 600 KB on the wire inflated to 600 MB; the gateway's RSS went from 55 to 479 MB).
     supportedCompressions = [b"none"]
@@ -93,7 +119,7 @@ class ServerTransport(SSHServerTransport):
     _slowed: Any = None
     _kexes: tuple[float, ...] = ()  # when those the client started in the last minute began
     # The session's output flow, once it has one; whether the TCP buffer is full now.
-    flow: Optional[_Flow] = None
+    flow: Optional[OutputFlow] = None
     _full = False
     # Bytes of messages sent while the TCP buffer is full (the answer budget), and whether they spent it.
     _answered = 0
@@ -143,7 +169,7 @@ class ServerTransport(SSHServerTransport):
         if self.flow is not None:
             self.flow.stopProducing()
 
-    def setFlow(self, flow: Optional[_Flow]) -> None:
+    def setFlow(self, flow: Optional[OutputFlow]) -> None:
         """The session's output flow (None: no more), paused while the TCP buffer is full, or what a key exchange holds back is past its bound."""
         self.flow = flow
         if flow is not None and self._full:
