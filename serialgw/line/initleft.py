@@ -55,8 +55,14 @@ def _pinned(pid: int, check: int, value: int) -> Optional[int]:
 
 
 def exited(pidfd: int) -> bool:
-    """Whether the process of C{pidfd} has exited (a zombie too): its pidfd reads as ready."""
-    return bool(select.select([pidfd], [], [], 0)[0])
+    """
+    Whether the process of C{pidfd} has exited (a zombie too): its pidfd
+    polls as readable.  (poll, not select: select refuses a descriptor past
+    1023, which a gateway with many clients has.)
+    """
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def pinChildren(parent: int) -> dict[int, int]:

@@ -6,13 +6,14 @@ session of its own as a run's are).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 from typing import Any
 
 from twisted.trial.unittest import TestCase
 
-from serialgw.line.initleft import endSession, pinChildren
+from serialgw.line.initleft import endSession, exited, pinChildren
 from tests.real.test_initcommand import _gone
 from tests.realio import until
 
@@ -81,6 +82,23 @@ class EndSessionTests(TestCase):
         self.assertEqual(endSession(other.pid, {left.pid: os.pidfd_open(left.pid)}), [left.pid])
         self.assertEqual(left.wait(), -9)
         self.assertEqual((_gone(other.pid), _gone(started)), (False, False))
+
+    def test_exitedPastSelectsBound(self) -> None:
+        """
+        Whether a pidfd's process has exited is told for a descriptor past
+        1023 too (a gateway with many clients has such numbers): select()
+        refused it ('filedescriptor out of range in select()'), raised
+        inside a run's end.
+        """
+        process = self.session("exec sleep 1000")
+        fd = os.pidfd_open(process.pid)
+        self.addCleanup(os.close, fd)
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 1500)
+        self.addCleanup(os.close, high)
+        self.assertEqual(exited(high), False)
+        process.kill()
+        process.wait()
+        self.assertEqual(exited(high), True)
 
     def test_childrenPinned(self) -> None:
         """A process's children, each by a pidfd: the pids /proc/PID/task/PID/children says."""
