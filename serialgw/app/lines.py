@@ -377,8 +377,9 @@ def retuneLine(line: Line, old: LineConfig, new: LineConfig) -> None:
                  command=repr(new.initCommand[:200]) if new.initCommand else "none",
                  when=": run the next time the device comes up" if new.initCommand else "")
     spin = (new.initSpinMost, new.initSpinWindow)
-    if spin != (old.initSpinMost, old.initSpinWindow):
-        # (The starts counted so far are kept: the next start is checked against the new bound.)
+    if spin != (old.initSpinMost, old.initSpinWindow) and new.initCommand:
+        # (The starts counted so far are kept: the next start is checked against the new bound.
+        # Taken out with the command, it bounds nothing: not said.)
         log.info("line {line}: init-command starts at most {most} runs within {window} (reload)", line=new.name,
                  most=new.initSpinMost, window=f"{new.initSpinWindow:g} s")
     if (new.initCommand, new.initTimeout, *spin) != (old.initCommand, old.initTimeout, old.initSpinMost,

@@ -106,6 +106,23 @@ class InitReloadTests(SynchronousTestCase):
         self.assertEqual(said, ["line web1: init-command 'login-b' (reload): run the next time the device comes up",
                                 "line web1: init-command none (reload)"])
 
+    def test_takenOutWithItsBoundNoBoundSaid(self) -> None:
+        """init-command taken out by a reload with its init-spin-max: the log says it is none, and no bound on the starts of a command there is not (it said 'init-command starts at most 5 runs within 10 s')."""
+        log = LogEvents(self)
+        reactor = Processes()
+        config = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"), initCommand="login-a", initSpinMost=3)
+        line = makeLine(config, RecordingDevice(config.settings), reactor)
+        reactor.advance(0)
+        reactor.runs[0].processEnded(Failure(ProcessDone(0)))
+        bare = LineConfig("web1", DeviceSpec("tty", "/dev/ttyUSB0"))
+        retuneLine(line, config, bare)
+        retuneLine(line, bare, attrs.evolve(bare, initCommand="login-b", initSpinMost=4))
+        said = [formatEvent(e) for e in log.events if "(reload)" in formatEvent(e)]
+        self.assertEqual(said, ["line web1: init-command none (reload)",
+                                "line web1: init-command 'login-b' (reload): run the next time the device comes up",
+                                "line web1: init-command starts at most 4 runs within 10 s (reload)"])
+        self.assertEqual(reactor.getDelayedCalls(), [])
+
     def test_behindWhenItStarts(self) -> None:
         """The device behind (its queue past the high-water mark) when the command starts: its output is not read until the device takes input again."""
         reactor = Processes()
