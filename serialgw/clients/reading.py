@@ -218,7 +218,7 @@ class InputReading:
 
     def _typedLost(self, typed: bytes, why: str) -> None:
         """
-        The device went (C{why}: unplugged, hung up, ^] O)
+        The device went (C{why}: unplugged, hung up, a link lost, ^] O)
         while what this person typed waited for it: not handed to a device
         that drops it unsaid (counted only as its C{dropped}, and as sent),
         but counted (refused), logged and said, to this person alone; once

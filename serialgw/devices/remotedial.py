@@ -179,8 +179,18 @@ class DialAndLink:
         self._typedQueued = 0
         self._linkFull = False
         self._held &= HELD_LINE
-        self._checkWatermark()
+        # Down, and why, before the writers are let go (as a local device
+        # is, devices/loss.py): what a person typed while the link took no
+        # input is then said lost (Line.typingLost), not handed to a link
+        # that is gone and dropped here unsaid.
         self.up = False
+        if not self.closed:
+            self.downReason = reason.getErrorMessage().rstrip(".")
+            if self._reopenWhy is not None:
+                # (Cut by a person: said so, not "Connection was aborted".)
+                self.downReason, reason = self._reopenWhy, Failure(DeviceLost(self._reopenWhy))
+            self._reopenWhy = None
+        self._checkWatermark()
         self.modem = None
         if self._breakCall is not None and self._breakCall.active():
             self._breakCall.cancel()
@@ -189,11 +199,6 @@ class DialAndLink:
             # Failed attempts from now on (once the service has seen this
             # loss, hence the next turn) say why it stays down.
             self._watchCall = self.reactor.callLater(0, self._watchAttempts)
-            self.downReason = reason.getErrorMessage().rstrip(".")
-            if self._reopenWhy is not None:
-                # (Cut by a person: said so, not "Connection was aborted".)
-                self.downReason, reason = self._reopenWhy, Failure(DeviceLost(self._reopenWhy))
-            self._reopenWhy = None
             farEndLog.warn("{device}: connection lost: {reason}", device=self.name, reason=self.downReason,
                            peer=farEnd(self), budget=self.logBudget)
             try:

@@ -12,15 +12,21 @@ from __future__ import annotations
 import errno
 from typing import Any
 
+from twisted.internet.error import ConnectionDone
+from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.clients.raw import RawClient
 from serialgw.clients.reading import TYPED_AHEAD_LIMIT
 from serialgw.clients.telnet import TelnetClient
 from serialgw.config.listeners import parseListener
+from serialgw.config.specs import DeviceSpec
 from serialgw.devices.device import SerialDevice
+from serialgw.devices.remote import RemoteDevice
+from serialgw.devices.remotelinks import TelnetLink
 from serialgw.line.hub import Line
 from serialgw.line.role import Role
 from tests.clients.test_sessions import Harness, text
@@ -149,3 +155,34 @@ class TypedLostWithTheDeviceTests(SynchronousTestCase):
         self.assertEqual(self.line.refused, held)
         self.assertEqual(len(self.lossEvents()), 1)
 
+
+class TypedLostWithALinkTests(SynchronousTestCase):
+    def test_remoteLinkLostTypingHeld(self) -> None:
+        """A remote console's link full (its transport paused it), a person's typing held, the link lost: told how many and why, counted refused, not given the link that went; typing on the next link reaches it."""
+        clock = Clock()
+        device = RemoteDevice(DeviceSpec("telnet", host="127.0.0.1", port=1), clock)
+        h = Harness()
+        h.line = line = Line("rack4", device, clock=clock)
+        device.sink = line
+        link = TelnetLink(device)
+        link.makeConnection(StringTransport())
+        typist, typistT = h.telnet(port=1000)
+        other, otherT = h.telnet(port=1001)
+        text(typistT)
+        device.pauseProducing()
+        self.assertFalse(line.writable)
+        typist.dataReceived(b"abcd")
+        self.assertEqual(typist.typedWaiting, 4)
+        link.connectionLost(Failure(ConnectionDone()))
+        why = "Connection was closed cleanly"
+        down = f"\r\n[serialgw: rack4 is down: {why}; waiting for it]\r\n"
+        self.assertEqual(text(typistT), lost(4, why) + down)
+        self.assertEqual(text(otherT), down)
+        self.assertEqual((line.refused, device.dropped, line.bytesToDevice), (4, 0, 0))
+        again = StringTransport()
+        link = TelnetLink(device)
+        link.makeConnection(again)
+        again.clear()
+        typist.dataReceived(b"ls\r")
+        self.assertEqual(again.value(), b"ls\r")
+        device.close()
