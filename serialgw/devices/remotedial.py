@@ -181,7 +181,7 @@ class DialAndLink:
         self._held &= HELD_LINE
         # Down, and why, before the writers are let go (as a local device
         # is, devices/loss.py): what a person typed while the link took no
-        # input is then said lost (Line.typingLost), not handed to a link
+        # input is then said lost to the typist, not handed to a link
         # that is gone and dropped here unsaid.
         self.up = False
         if not self.closed:
