@@ -7,25 +7,14 @@ line's name or alias, the line's own, given twice, or in [defaults].
 
 from __future__ import annotations
 
-from twisted.trial.unittest import SynchronousTestCase
-
-from serialgw.config.file import loadConfig
 from serialgw.config.linetable import ALIASES_MOST
-from serialgw.config.specs import ConfigError
-from tests.realio import writeTemp
+from tests.config.filecase import ConfigFileCase
 
 LINE = '[lines.m1]\ndevice = "/dev/ttyUSB0"\nlisten = "4001"\n'
 OTHER = '[lines.m2]\ndevice = "/dev/ttyUSB1"\nlisten = "4002"\n'
 
 
-class AliasesKeyTests(SynchronousTestCase):
-    def load(self, text: str) -> list:  # type: ignore[type-arg]
-        return loadConfig(writeTemp(self, text))
-
-    def refused(self, text: str) -> str:
-        path = writeTemp(self, text)
-        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
-
+class AliasesKeyTests(ConfigFileCase):
     def test_readAndLeftOut(self) -> None:
         """Left out: none; one string; a list in its order; 16 taken; every line's own."""
         (line,) = self.load(LINE)

@@ -8,25 +8,15 @@ the key, the sequence and what is wrong; conserver's name pointed here.
 
 from __future__ import annotations
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from serialgw.config.breakseqs import SEQUENCE_MOST, parseSequence, shownSequence
-from serialgw.config.file import loadConfig
-from serialgw.config.specs import DEFAULT_BREAK_SEQUENCES, ConfigError
-from tests.realio import writeTemp
+from serialgw.config.specs import DEFAULT_BREAK_SEQUENCES
+from tests.config.filecase import ConfigFileCase
 
 LINE = '[lines.web1]\ndevice = "/dev/ttyUSB0"\nlisten = "4001"\n'
 PREFIX = "FILE:4: [lines.web1] break-sequences: "
 
 
-class BreakSequenceKeyTests(SynchronousTestCase):
-    def load(self, text: str) -> list:  # type: ignore[type-arg]
-        return loadConfig(writeTemp(self, text))
-
-    def refused(self, text: str) -> str:
-        path = writeTemp(self, text)
-        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
-
+class BreakSequenceKeyTests(ConfigFileCase):
     def test_readInKeyOrder(self) -> None:
         """A table by key, read in 1-9 a-z order: the escapes, conserver's ^B, \\z and octal, a break between keys."""
         (line,) = self.load(LINE + "break-sequences = { z = '\\x1b^[', 2 = '\\r~^B', a = 'x\\zy', 9 = '\\177\\0\\^' }\n")

@@ -6,24 +6,13 @@ line, the key and the value; ser2net's closeon and sendon pointed here.
 
 from __future__ import annotations
 
-from twisted.trial.unittest import SynchronousTestCase
-
-from serialgw.config.file import loadConfig
 from serialgw.config.linetable import CLOSE_ON_MOST
-from serialgw.config.specs import ConfigError
-from tests.realio import writeTemp
+from tests.config.filecase import ConfigFileCase
 
 LINE = '[lines.m1]\ndevice = "/dev/ttyUSB0"\nlisten = "4001"\n'
 
 
-class CloseOnKeyTests(SynchronousTestCase):
-    def load(self, text: str) -> list:  # type: ignore[type-arg]
-        return loadConfig(writeTemp(self, text))
-
-    def refused(self, text: str) -> str:
-        path = writeTemp(self, text)
-        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
-
+class CloseOnKeyTests(ConfigFileCase):
     def test_readAndLeftOut(self) -> None:
         """Escapes read as open-string's; left out: none; from [defaults] for every line."""
         (line,) = self.load(LINE + "close-on = 'NO CARRIER\\r\\n'\n")

@@ -7,23 +7,17 @@ the file's line.
 
 from __future__ import annotations
 
-from twisted.trial.unittest import SynchronousTestCase
-
 from serialgw.config.file import loadConfig, loadFile
-from serialgw.config.specs import ConfigError
+from tests.config.filecase import ConfigFileCase
 from tests.realio import writeTemp
 
 A = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
 B = '[lines.b]\ndevice = "/dev/ttyS1"\nlisten = "4002"\n'
 
 
-class EnableKeyTests(SynchronousTestCase):
+class EnableKeyTests(ConfigFileCase):
     def names(self, text: str) -> list[str]:
         return [line.name for line in loadConfig(writeTemp(self, text))]
-
-    def refused(self, text: str) -> str:
-        path = writeTemp(self, text)
-        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
 
     def test_offNotServed(self) -> None:
         """enable = false leaves the line out; true or left out serves it; [defaults]' false with a line's own true serves that one only."""

@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.app import tap
 from serialgw.config.file import loadConfig, loadFile
 from serialgw.config.specs import ConfigError
+from tests.config.filecase import ConfigFileCase
 from tests.realio import writeTemp
 from tests.shortpaths import shortTemp
 
@@ -33,11 +34,7 @@ def parse(*args: str) -> tap.Options:
 LINE = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
 
 
-class KeyValueTests(SynchronousTestCase):
-    def refused(self, text: str) -> str:
-        path = writeTemp(self, text)
-        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
-
+class KeyValueTests(ConfigFileCase):
     def test_namesEndingInANewline(self) -> None:
         """A line or user name with a trailing newline (a quoted TOML key) is refused, as any other character."""
         self.assertEqual(self.refused('[lines."a\\n"]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'),

@@ -9,25 +9,16 @@ of idle-string and on-demand-linger refused alone in a line's own table.
 from __future__ import annotations
 
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.config.file import loadConfig
-from serialgw.config.specs import ConfigError
 from tests.app.test_tap import parse
+from tests.config.filecase import ConfigFileCase
 from tests.realio import writeTemp
 
 LINE = '[lines.web1]\ndevice = "/dev/ttyUSB0"\nlisten = "4001"\n'
 RANGE = 'expected seconds, 0 (off) or 1 to 86400 (a day), as 300, "90s", "5m" or "1h", not '
 
 
-class IdleKeysTests(SynchronousTestCase):
-    def load(self, text: str) -> list:  # type: ignore[type-arg]
-        return loadConfig(writeTemp(self, text))
-
-    def refused(self, text: str) -> str:
-        path = writeTemp(self, text)
-        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
-
+class IdleKeysTests(ConfigFileCase):
     def test_readAndLeftOut(self) -> None:
         """Seconds as a number or conserver's 90s / 5m / 1.5m / 1h; left out: none (0), the idle-string conserver's \\n; [defaults]' idle-string for the lines with an idle-timeout."""
         for given, seconds in (("300", 300.0), ('"90s"', 90.0), ('"5m"', 300.0), ('"1.5m"', 90.0), ('"1h"', 3600.0),

@@ -9,11 +9,9 @@ alike.
 from __future__ import annotations
 
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app import tap
-from serialgw.config.file import loadConfig
-from serialgw.config.specs import ConfigError
+from tests.config.filecase import ConfigFileCase
 from tests.realio import writeTemp
 
 LINE = '[lines.web1]\ndevice = "/dev/ttyUSB0"\nlisten = "4001"\n'
@@ -21,14 +19,7 @@ RANGE = ('expected seconds, 1 to 86400 (a day), as 60, "90s", "5m" or "1h" (an i
          'when left out), not ')
 
 
-class InitKeysTests(SynchronousTestCase):
-    def load(self, text: str) -> list:  # type: ignore[type-arg]
-        return loadConfig(writeTemp(self, text))
-
-    def refused(self, text: str) -> str:
-        path = writeTemp(self, text)
-        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
-
+class InitKeysTests(ConfigFileCase):
     def test_readAndLeftOut(self) -> None:
         """The command as written, init-timeout in seconds or 5m; left out: none, 60 s; [defaults]' init-timeout for the lines with a command."""
         (line,) = self.load(LINE + "init-command = '/usr/local/bin/login-board \"$SERIALGW_LINE\"'\n"

@@ -8,14 +8,11 @@ without a bound is caught here.
 from __future__ import annotations
 
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app import tap
-from serialgw.config.file import loadConfig
 from serialgw.config.linetable import LINE_KEYS
 from serialgw.config.logspec import MAX_LOG_KEEP, MAX_LOG_MARK
-from serialgw.config.specs import ConfigError
-from tests.realio import writeTemp
+from tests.config.filecase import ConfigFileCase
 
 MINIMAL = '[lines.a]\ndevice = "/dev/ttyS0"\nlisten = "4001"\n'
 # log-* keys need a log (else refused for that, the value unread).
@@ -32,14 +29,7 @@ MOST = {
 }
 
 
-class NumberBoundTests(SynchronousTestCase):
-    def load(self, text: str) -> list[object]:
-        return list(loadConfig(writeTemp(self, text)))
-
-    def refused(self, text: str) -> str:
-        path = writeTemp(self, text)
-        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
-
+class NumberBoundTests(ConfigFileCase):
     def base(self, key: str) -> str:
         return WITH_LOG if key.startswith("log-") else MINIMAL
 

@@ -8,19 +8,14 @@ to (a pty the gateway makes, a console elsewhere), left to the ttys from
 from __future__ import annotations
 
 from twisted.python.usage import UsageError
-from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.config.file import loadConfig
-from serialgw.config.specs import ConfigError
 from tests.app.test_tap import parse
+from tests.config.filecase import ConfigFileCase
 from tests.realio import writeTemp
 
 
-class OnDemandKeyTests(SynchronousTestCase):
-    def refused(self, text: str) -> str:
-        path = writeTemp(self, text)
-        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
-
+class OnDemandKeyTests(ConfigFileCase):
     def test_readForATty(self) -> None:
         """on-demand = true on a tty line, or from [defaults]: opensOnDemand; left out: always open."""
         (line,) = loadConfig(writeTemp(self, '[lines.web1]\ndevice = "/dev/ttyUSB0"\nlisten = "4001"\non-demand = true\n'))

@@ -16,16 +16,13 @@ from serialgw.config.file import loadConfig
 from serialgw.config.listeners import parseListener
 from serialgw.config.parsers import parseDevice
 from serialgw.config.specs import ConfigError
-from tests.realio import socketPath, writeTemp
+from tests.config.filecase import ConfigFileCase
+from tests.realio import socketPath
 
 LINE = '[lines.a]\ndevice = "pty:/run/a"\nlisten = "0"\n'
 
 
-class FileMistakeTests(SynchronousTestCase):
-    def refused(self, text: str) -> str:
-        path = writeTemp(self, text)
-        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
-
+class FileMistakeTests(ConfigFileCase):
     def test_socketAtThePath(self) -> None:
         """A unix socket at the configuration's path is said to be one (its open's ENXIO read 'No such device or address')."""
         path = socketPath(self, "farm.toml")

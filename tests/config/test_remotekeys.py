@@ -14,7 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from serialgw.app import tap
 from serialgw.config.file import loadConfig
-from serialgw.config.specs import ConfigError, SerialSettings
+from serialgw.config.specs import SerialSettings
+from tests.config.filecase import ConfigFileCase
 from tests.realio import writeTemp
 
 SERIAL_ONLY = ("serial", "baud", "bytesize", "parity", "stopbits", "xonxoff", "rtscts", "dtr", "rts", "idle-dtr",
@@ -23,11 +24,7 @@ VALUES = {"serial": '"9600,8N1"', "baud": "9600", "bytesize": "7", "parity": '"E
           "xonxoff": "true", "rtscts": "true", "dtr": '"off"', "rts": '"off"', "idle-dtr": '"off"', "idle-rts": '"off"'}
 
 
-class RemoteKeysTests(SynchronousTestCase):
-    def refused(self, text: str) -> str:
-        path = writeTemp(self, text)
-        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
-
+class RemoteKeysTests(ConfigFileCase):
     def test_rawTcpRefusesEachKey(self) -> None:
         """Each serial-only key in a tcp: line's own table is refused, FILE:LINE and the key named, with why and what carries it."""
         for key in SERIAL_ONLY:

@@ -15,6 +15,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from serialgw.app import tap
 from serialgw.config.file import loadConfig
 from serialgw.config.specs import ConfigError
+from tests.config.filecase import ConfigFileCase
 from tests.realio import writeTemp
 
 LOOP = "what is written to it would come back to it for ever (a loop)"
@@ -33,11 +34,7 @@ def loopbackOnly(case: SynchronousTestCase) -> None:
     case.patch(thishost, "localNetworks", lambda: [ip_network("127.0.0.0/8"), ip_network("::1/128")])
 
 
-class RemoteLoopTests(SynchronousTestCase):
-    def refused(self, text: str) -> str:
-        path = writeTemp(self, text)
-        return str(self.assertRaises(ConfigError, loadConfig, path)).replace(path, "FILE")
-
+class RemoteLoopTests(ConfigFileCase):
     def loads(self, text: str) -> list[str]:
         return [line.name for line in loadConfig(writeTemp(self, text))]
 
