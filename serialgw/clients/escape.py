@@ -73,11 +73,6 @@ NOTE_WINDOW = 60.0
 # MESSAGE_WINDOW seconds (each a line to every person on it, and to its console logs).
 MESSAGES = 5
 MESSAGE_WINDOW = 60.0
-# O: the line's device closed and opened again (a remote console's link cut and dialled again), conserver's ^Eco;
-# at most REOPENS a client in REOPEN_WINDOW seconds (each takes the device from everyone on the line for a moment,
-# raises DTR again, and runs its init-command again).
-REOPENS = 3
-REOPEN_WINDOW = 60.0
 # A client takes or gives up write at most ROLE_CHANGES times in
 # ROLE_WINDOW seconds (_mayChangeRole).
 ROLE_CHANGES = 5
@@ -161,7 +156,6 @@ class EscapeMenu(EscapeCommands):
         self._roleChanges: list[float] = []
         self._notes: list[float] = []
         self._messages: list[float] = []
-        self._reopens: list[float] = []
         # Keys of commands this read may still handle (KEYS_PER_TURN).
         self._keysLeft = KEYS_PER_TURN
 
@@ -258,12 +252,8 @@ class EscapeMenu(EscapeCommands):
             self._startArgument("baud rate", self._baud)
             client.notice(f"baud rate, then Enter ({CANCEL_HINT}):")
         elif command == "O":
-            if not line.mayWrite(client):
-                line.clientReopen(client)  # (refused: it says why)
-            elif not self._counted(self._reopens, REOPENS, REOPEN_WINDOW):
-                client.notice(f"at most {REOPENS} reopens in {REOPEN_WINDOW:g} s: {line.name} not reopened")
-            else:
-                line.clientReopen(client)
+            # (Refused, bounded and said by the line: see Line.clientReopen.)
+            line.clientReopen(client)
         elif command == "K":
             if not line.rights.isAdmin(client.user):
                 client.notice(f"K disconnects others from {line.name}: only its admin people may (the line's admin list)")

@@ -33,6 +33,12 @@ from serialgw.logflood import clientLog
 # Limited per peer: a client's input cannot flood the log (logflood).
 log = clientLog()
 
+# The escape menu's O (clientReopen, conserver's ^Eco): at most REOPENS under way in REOPEN_WINDOW seconds on
+# a line, whoever asks.  Each takes the device from everyone on the line for a moment, raises DTR again and
+# runs its init-command again; a bound of a connection's would start afresh with each reconnect.
+REOPENS = 3
+REOPEN_WINDOW = 60.0
+
 # w and the banner name at most this many clients; the rest are counted.
 
 
@@ -63,7 +69,7 @@ class Line(Members):
         "comings", "_coalesce", "backlogSize", "_backlog", "openString", "closeString", "_stringItems",
         "_stringCall", "_openMissed", "modemAttached", "modemIdle", "people", "_earlyTaken", "_earlyTo",
         "waitForClient", "_blockers", "_unannounced", "_watching", "_unlogged", "_refusalsTold", "rights", "idle",
-        "breakSequences", "closeOn", "_closeOnTail", "aliases",
+        "breakSequences", "closeOn", "_closeOnTail", "aliases", "_reopensAsked",
     )
 
     def __init__(
@@ -114,6 +120,8 @@ class Line(Members):
         # For the metrics: times the device came back, and device output
         # dropped for clients that have left, by their listener's policy.
         self.reopens = 0
+        # When the last REOPENS reopens asked by people (clientReopen) went under way.
+        self._reopensAsked: list[float] = []
         self.droppedGone: dict[str, int] = {}
         self._lastModem: Optional[int] = None
         self._lineState = 0
@@ -268,8 +276,13 @@ class Line(Members):
         if not self.mayWrite(client):
             reason: Optional[str] = {Role.WATCHER: "you only watch: take write first",
                                      Role.READONLY: "read-only"}.get(client.role, f"{self.name} is closing")
+        elif not self._mayReopenNow():
+            reason = f"at most {REOPENS} reopens of it in {REOPEN_WINDOW:g} s, whoever asks"
         else:
             reason = device.reopen(f"reopened by {client.peer}")
+            if reason is None:
+                self._reopensAsked.append(self.clock.seconds() if self.clock is not None else 0.0)
+                del self._reopensAsked[:-REOPENS]
         if reason is not None:
             log.info("{line}: reopen from {peer} refused: {reason}", line=self.name, peer=client.peer, reason=reason,
                      budget=client.logBudget)
@@ -281,6 +294,14 @@ class Line(Members):
                              budget=client.logBudget)
         client.notice(f"{self.name}: opening {device.name} {'now' if wasDown is not None else 'again'}")
         return True
+
+    def _mayReopenNow(self) -> bool:
+        """Fewer than REOPENS reopens asked in the last REOPEN_WINDOW s (on the line's clock)."""
+        asked = self._reopensAsked
+        if len(asked) < REOPENS:
+            return True
+        now = self.clock.seconds() if self.clock is not None else 0.0
+        return not asked[0] <= now < asked[0] + REOPEN_WINDOW
 
     def clientSequence(self, client: IClient, name: str) -> bool:
         """

@@ -1,7 +1,7 @@
 """
 The escape menu's O (conserver's ^Eco): the line's device closed and opened
 again, or, down, opened now; for those who may write, at most REOPENS a
-client in REOPEN_WINDOW s; refusals said to the person who asked.
+line in REOPEN_WINDOW s, whoever asks; refusals said to the person who asked.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from serialgw.clients.escape import HELP, REOPEN_WINDOW, REOPENS
+from serialgw.clients.escape import HELP
 from serialgw.devices.device import SerialDevice
-from serialgw.line.hub import Line
+from serialgw.line.hub import REOPEN_WINDOW, REOPENS, Line
 from tests.clients.test_sessions import Harness, text
 from tests.fakes import RecordingPort
 
@@ -61,16 +61,37 @@ class ReopenKeyTests(SynchronousTestCase):
                                               "once it is over]\r\n")
         self.assertEqual([e for e in self.log.events if "open" in e], [])
 
-    def test_boundedAClient(self) -> None:
-        """At most REOPENS a client in REOPEN_WINDOW s: one more is refused, said; after the window, again."""
+    def test_boundedALine(self) -> None:
+        """At most REOPENS a line in REOPEN_WINDOW s, whoever asks: one more is refused and said, to a new connection of the same person and to another person too; after the window, again."""
+        refused = (f"\r\n[serialgw: rack4 not reopened: at most {REOPENS} reopens of it in {REOPEN_WINDOW:g} s, "
+                   "whoever asks]\r\n")
         for _ in range(REOPENS):
             self.type(b"\x1dO")
-        self.assertEqual(self.type(b"\x1dO"), f"\r\n[serialgw: at most {REOPENS} reopens in {REOPEN_WINDOW:g} s: "
-                                              "rack4 not reopened]\r\n")
+        self.assertEqual(self.type(b"\x1dO"), refused)
+        # (Reconnecting gives no fresh allowance: the bound is the line's.)
+        self.client.connectionLost()
+        again, againT = self.h.telnet(port=1003)
+        text(againT)
+        again.dataReceived(b"\x1dO")
+        self.assertEqual(text(againT), refused)
+        other, otherT = self.h.telnet(port=1004)
+        text(otherT)
+        other.dataReceived(b"\x1dO")
+        self.assertEqual(text(otherT), refused)
         self.assertEqual(len(self.h.device.events), REOPENS)
         self.h.line.clock.advance(REOPEN_WINDOW)
-        self.type(b"\x1dO")
+        other.dataReceived(b"\x1dO")
+        self.assertEqual(text(otherT), "\r\n[serialgw: rack4: opening /dev/ttyUSB0 again]\r\n")
         self.assertEqual(len(self.h.device.events), REOPENS + 1)
+
+    def test_refusalsNotCounted(self) -> None:
+        """A reopen the device refuses (a break under way) spends none of the line's REOPENS."""
+        self.h.device.noReopen = "a break is under way; ask again once it is over"
+        for _ in range(REOPENS + 2):
+            self.type(b"\x1dO")
+        self.h.device.noReopen = ""
+        for _ in range(REOPENS):
+            self.assertEqual(self.type(b"\x1dO"), "\r\n[serialgw: rack4: opening /dev/ttyUSB0 again]\r\n")
 
 
 class ReopenedDeviceTests(SynchronousTestCase):
