@@ -77,6 +77,10 @@ class ConsoleLog(ClientEvents, LogWrites):
         self.dropped = 0
         self._behind = 0
         self._behindTyped = 0
+        # Asked of the writer, at a drop: a word once it has caught up, so
+        # that the gap is marked then, not only with the next output (a
+        # flood that ends while it is behind: the console idle at a prompt).
+        self._caughtUpAsked = False
         # The writer's side, from here on (touched on its thread only, once the file is open):
         # bytes not written since a write failed (a full disk): the failure
         # is logged once, and the recovery once, not each chunk of output.
@@ -237,6 +241,27 @@ class ConsoleLog(ClientEvents, LogWrites):
             self._behindTyped += size
         else:
             self._behind += size
+        if not self._caughtUpAsked:
+            self._caughtUpAsked = True
+            self._writes.after().addCallback(self._caughtUp)
+
+    def _caughtUp(self, _: None) -> None:
+        """
+        The writer has run what waited at a drop: the gap is marked now
+        if no output has marked it meanwhile, once no more than half
+        QUEUE_BOUND waits (as L{_queue} marks it); else asked again.
+        """
+        self._caughtUpAsked = False
+        writes = self._writes
+        if self._closed or not (self._behind or self._behindTyped):
+            return
+        if writes.waiting > writes.bound // 2:
+            self._caughtUpAsked = True
+            writes.after().addCallback(self._caughtUp)
+            return
+        writes.put(self._gapNow, (self._behind, self._behindTyped))
+        writes.put(self._markGapNow, None)
+        self._behind = self._behindTyped = 0
 
     def reopen(self) -> defer.Deferred[int]:
         """

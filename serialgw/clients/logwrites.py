@@ -237,6 +237,18 @@ class LogWrites(LogFile):
             texts.append(b"".join(stamp + text.encode("utf-8", "replace") + b"\n" for text in lines))
         self._writeNow([(text, False) for text in texts])
 
+    def _markGapNow(self, _: list[None]) -> None:
+        """
+        The writer caught up after it was behind, and no output came since
+        to mark the gap: marked now, on a line of its own, said written
+        again.  (A file kept for the newline ending its last line, moved
+        by logrotate, waits for that newline: the gap is marked with it.)
+        """
+        if self._fd < 0 or self._moved is not None or not (self._failing and self._failure == BEHIND):
+            return
+        if self.lost or self._typedLost:
+            self._writeOne(b"", False)
+
     def _lastGapNow(self, _: list[None]) -> None:
         """What was dropped before the close, marked at the file's end (nothing written after it would)."""
         if not (self._failing and (self.lost or self._typedLost)) or self._fd < 0:

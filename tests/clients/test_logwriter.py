@@ -96,6 +96,38 @@ class HeldWriterTests(SynchronousTestCase):
             f"web1: log {self.path} written again; 262144 bytes were not logged",
         ])
 
+    def test_gapMarkedOnceCaughtUpWithNoMoreOutput(self) -> None:
+        """A flood that ends while the writer is behind (the console then idle): the gap is marked once the writer has caught up, not left for output that may not come; output after it starts a line of its own, no second mark."""
+        log = self.log(format="")
+        count = QUEUE_BOUND // CHUNK
+        for i in range(count + 4):
+            self.line.deviceDataReceived(bytes([0x41 + i]) * (CHUNK - 1) + b"x")
+        log._writes.runWaiting()  # (what waited; then the word that it has caught up)
+        log._writes.runWaiting()  # (the mark)
+        expected = b"".join(bytes([0x41 + i]) * (CHUNK - 1) + b"x" for i in range(count))
+        self.assertEqual(self.read(), expected + b"\n[serialgw: 262144 bytes lost: the disk did not keep up]\n")
+        self.assertEqual(self.said()[-1], f"web1: log {self.path} written again; 262144 bytes were not logged")
+        self.assertEqual((log._writes.waiting, log._behind, log._caughtUpAsked), (0, 0, False))
+        self.line.deviceDataReceived(b"back\n")
+        log._writes.runWaiting()
+        self.assertEqual(self.read(), expected + b"\n[serialgw: 262144 bytes lost: the disk did not keep up]\nback\n")
+        self.assertEqual(len(self.said()), 2)
+
+    def test_stillBehindWhenAskedAsksAgain(self) -> None:
+        """Caught up with what waited at the drop, but more than half QUEUE_BOUND waits again (the flood goes on): not marked yet, asked again; marked once it is no more."""
+        log = self.log(format="")
+        count = QUEUE_BOUND // CHUNK
+        for _ in range(count + 1):
+            self.line.deviceDataReceived(b"y" * (CHUNK - 1) + b"\n")
+        log._writes.waiting += QUEUE_BOUND  # (as if more waited than was put: the flood going on)
+        log._writes.runWaiting()
+        self.assertEqual((log._behind, log._caughtUpAsked), (CHUNK, True))
+        self.assertNotIn(b"lost", self.read())
+        log._writes.waiting -= QUEUE_BOUND
+        log._writes.runWaiting()
+        log._writes.runWaiting()
+        self.assertTrue(self.read().endswith(b"[serialgw: 65536 bytes lost: the disk did not keep up]\n"))
+
     def test_closedBehindGapMarked(self) -> None:
         """A log closed (a reload, the stop) while behind: the output it dropped is marked in the file, as a gap is when it takes output again."""
         log = self.log(format="", events="off")
